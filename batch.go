@@ -1,0 +1,78 @@
+package coalesce
+
+import (
+	"context"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// GetMany gets the results of several inputs at once and returns them, and
+// their errors, in the order of inputs. Every missing input is queued before
+// GetMany waits for any, so the computations run in parallel. Duplicates
+// inside the batch share one entry (the later ones report Joined), and
+// inputs already in flight are joined. An error for one input does not fail
+// the others. If ctx ends, the inputs not yet done get ctx.Err().
+func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error) {
+	results := make([]Result, len(inputs))
+	errs := make([]error, len(inputs))
+	first := make(map[keyhash.Key]int, len(inputs)) // key → index of its first input
+	dupOf := make([]int, len(inputs))
+	pending := make([]int, 0, len(inputs))
+	flights := make([]*flight, len(inputs))
+
+	for i, in := range inputs {
+		dupOf[i] = -1
+		g.stats.request()
+		k, err := g.key(in)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if j, ok := first[k]; ok {
+			dupOf[i] = j
+			g.stats.joined.Add(1)
+			continue
+		}
+		first[k] = i
+		t, err := g.acquireKey(ctx, k, in)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case t.f == nil:
+			results[i] = t.res
+		default:
+			results[i].Source = t.res.Source
+			flights[i] = t.f
+			pending = append(pending, i)
+		}
+	}
+
+	for n, i := range pending {
+		results[i], errs[i] = g.wait(ctx, flights[i], results[i].Source)
+		if ctx.Err() != nil && errs[i] == ctx.Err() {
+			// Leave every flight not yet waited on, so none is kept alive
+			// for a caller that has gone.
+			for _, j := range pending[n+1:] {
+				select {
+				case <-flights[j].done:
+					results[j], errs[j] = g.wait(ctx, flights[j], results[j].Source)
+				default:
+					g.leave(flights[j])
+					results[j], errs[j] = Result{}, ctx.Err()
+				}
+			}
+			break
+		}
+	}
+
+	for i, j := range dupOf {
+		if j >= 0 {
+			if errs[j] != nil {
+				errs[i] = errs[j]
+			} else {
+				results[i] = Result{Value: results[j].Value, Source: Joined}
+			}
+		}
+	}
+	return results, errs
+}

@@ -1,0 +1,27 @@
+// Package coalesce computes each distinct input once, hands the one result to
+// every caller that asked for it, and keeps results in a memory-bounded cache.
+//
+// A [Group] joins three things that usually come separately: a result table
+// in front of the workers (a hit is answered at once, never queued behind
+// work), a wait table that lets every identical request in flight share one
+// computation (not only adjacent ones), and a bounded pool of workers that
+// runs the computations. An entry of the wait table lives exactly as long as
+// its computation: the result is stored in the cache before the entry is
+// removed, so no second computation can start in between, and all waiters
+// are woken at once by closing one channel.
+//
+// # Concurrency and cancellation
+//
+// All methods of a Group are safe for concurrent use. A computation never
+// runs on a caller's context: it runs on a context of the Group's own, so a
+// caller that gives up does not fail the others. A caller whose context ends
+// returns that context's error at once; the other callers keep waiting. When
+// the last caller waiting for a computation has left, the computation's
+// context is cancelled (or, with [Options.KeepAbandoned], it runs on to fill
+// the cache). [Group.Close] stops new work, fails queued work with
+// [ErrClosed], lets running computations finish (or cancels them after
+// [Options.CloseGrace]) and returns once no goroutine of the Group is left.
+//
+// Keys are 128-bit keyed SipHash values of the inputs; see [Options.Secret]
+// for why a caller cannot poison another caller's result through a collision.
+package coalesce

@@ -1,0 +1,273 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// Func computes the result for one input. It must be idempotent: the Group
+// calls it once per distinct input while the result is cached, but again
+// after an eviction or an error. ctx belongs to the Group, not to any
+// caller; it ends on timeout, on Close's grace, or when every waiter left.
+// The input must not be retained or modified after Func returns.
+type Func func(ctx context.Context, input []byte) ([]byte, error)
+
+// Source tells how a request was served.
+type Source uint8
+
+const (
+	// Computed: this request started the computation of its result.
+	Computed Source = iota + 1
+	// Joined: the request waited for a computation another request started.
+	Joined
+	// Hit: the result was in the cache.
+	Hit
+)
+
+func (s Source) String() string {
+	switch s {
+	case Computed:
+		return "computed"
+	case Joined:
+		return "joined"
+	case Hit:
+		return "hit"
+	}
+	return fmt.Sprintf("Source(%d)", uint8(s))
+}
+
+// Result is a computed value and how it was obtained. Value may be shared
+// with the other callers of the same computation: treat it as read-only.
+type Result struct {
+	Value  []byte
+	Source Source
+}
+
+// Group coalesces requests for a Func and caches its results. Make one with
+// New; the zero Group is not usable. All methods are safe for concurrent
+// use; see the package documentation for the cancellation contract.
+type Group struct {
+	fn     Func
+	opts   Options
+	hasher keyhash.Hasher
+	store  resultStore
+	waits  waitTable
+	queue  queue
+	errs   *errorCache // nil unless Options.ErrorTTL > 0
+
+	// baseCtx parents every computation's context; Close cancels it once
+	// the grace period is over.
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	wg         sync.WaitGroup // workers
+
+	stats counters
+}
+
+// New returns a Group that computes results with fn. It starts
+// Options.Workers goroutines, which Close stops.
+func New(fn Func, opts Options) (*Group, error) {
+	if fn == nil {
+		return nil, errors.New("coalesce: New needs a non-nil Func")
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := keyhash.New(opts.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("coalesce: %w", err)
+	}
+	store, err := newResultStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{fn: fn, opts: opts, hasher: hasher, store: store}
+	if opts.ErrorTTL > 0 {
+		g.errs = newErrorCache(opts.ErrorTTL, opts.MaxCachedErrors)
+	}
+	g.waits.init()
+	g.queue.init(opts.QueueSize)
+	g.baseCtx, g.baseCancel = context.WithCancel(context.Background())
+	g.wg.Add(opts.Workers)
+	for range opts.Workers {
+		go g.work()
+	}
+	return g, nil
+}
+
+// Get returns the result for input: from the cache, by joining the
+// computation already in flight for the same input, or by starting one and
+// waiting for it. If ctx ends first, Get returns ctx.Err() at once and the
+// computation goes on for the other waiters.
+func (g *Group) Get(ctx context.Context, input []byte) (Result, error) {
+	t, err := g.acquire(ctx, input)
+	if err != nil || t.f == nil {
+		return t.res, err
+	}
+	return g.wait(ctx, t.f, t.res.Source)
+}
+
+// ticket is the outcome of acquire: either a finished result (f == nil) or
+// a flight the caller now waits on as Computed or Joined.
+type ticket struct {
+	key keyhash.Key
+	res Result
+	f   *flight
+}
+
+// acquire answers a request from the cache, or registers the caller as a
+// waiter of the input's flight, starting one if there is none.
+func (g *Group) acquire(ctx context.Context, input []byte) (ticket, error) {
+	g.stats.request()
+	k, err := g.key(input)
+	if err != nil {
+		return ticket{}, err
+	}
+	return g.acquireKey(ctx, k, input)
+}
+
+// key checks a request and returns its input's key.
+func (g *Group) key(input []byte) (keyhash.Key, error) {
+	if g.closed.Load() {
+		return keyhash.Key{}, ErrClosed
+	}
+	if len(input) > g.opts.MaxInputSize {
+		return keyhash.Key{}, fmt.Errorf("%w: %d bytes; Options.MaxInputSize is %d", ErrInputTooLarge, len(input), g.opts.MaxInputSize)
+	}
+	return g.hasher.Sum(input), nil
+}
+
+// acquireKey is acquire once the request has been checked and hashed.
+// ctx may be nil (Start), in which case it is not consulted.
+func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (ticket, error) {
+	t := ticket{key: k}
+	if v, ok := g.store.Get(k, nil); ok {
+		g.stats.hit()
+		t.res = Result{Value: v, Source: Hit}
+		return t, nil
+	}
+	if ctx != nil && ctx.Err() != nil {
+		return t, ctx.Err()
+	}
+
+	sh := g.waits.shard(k)
+	sh.mu.Lock()
+	if f := sh.m[k]; f != nil {
+		f.waiters++
+		sh.mu.Unlock()
+		g.stats.waiters.Add(1)
+		g.stats.joined.Add(1)
+		t.f, t.res.Source = f, Joined
+		return t, nil
+	}
+	// The result may have been stored, and its flight removed, between the
+	// lookup above and taking the lock; finish does both under this lock.
+	if v, ok := g.store.Get(k, nil); ok {
+		sh.mu.Unlock()
+		g.stats.hit()
+		t.res = Result{Value: v, Source: Hit}
+		return t, nil
+	}
+	if g.errs != nil {
+		if err := g.errs.get(k); err != nil {
+			sh.mu.Unlock()
+			g.stats.cachedErrors.Add(1)
+			return t, err
+		}
+	}
+	f := &flight{
+		key:      k,
+		input:    append([]byte(nil), input...),
+		queuedAt: time.Now(),
+		done:     make(chan struct{}),
+		waiters:  1,
+	}
+	if err := g.queue.push(f, g.opts.BlockWhenFull); err != nil {
+		sh.mu.Unlock()
+		if errors.Is(err, ErrOverloaded) {
+			g.stats.overloaded.Add(1)
+		}
+		return t, err
+	}
+	sh.m[k] = f
+	sh.mu.Unlock()
+	g.stats.inFlight.Add(1)
+	g.stats.waiters.Add(1)
+	t.f, t.res.Source = f, Computed
+	return t, nil
+}
+
+// wait blocks until f finishes or ctx ends.
+func (g *Group) wait(ctx context.Context, f *flight, src Source) (Result, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		select {
+		case <-f.done: // finished at the same moment: prefer the result
+		default:
+			g.leave(f)
+			return Result{}, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return Result{}, f.err
+	}
+	return Result{Value: f.val, Source: src}, nil
+}
+
+// Delete removes the cached result (and any cached error) for input, and
+// reports whether a result was cached. A computation in flight for input is
+// not affected and will cache its result when it finishes.
+func (g *Group) Delete(input []byte) bool {
+	k := g.hasher.Sum(input)
+	if g.errs != nil {
+		g.errs.delete(k)
+	}
+	return g.store.Delete(k)
+}
+
+// Close stops accepting requests (they fail with ErrClosed), fails the
+// inputs still queued with ErrClosed, lets running computations finish
+// (cancelling their contexts after Options.CloseGrace, which answers their
+// waiters with ErrClosed at once), and returns when every goroutine the
+// Group started has exited. Calling Close again does nothing.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.closed.Store(true)
+		for _, f := range g.queue.close() {
+			g.failQueued(f)
+		}
+		switch grace := g.opts.CloseGrace; {
+		case grace < 0:
+			g.baseCancel()
+			g.wg.Wait()
+		case grace == 0:
+			g.wg.Wait()
+		default:
+			workersDone := make(chan struct{})
+			go func() {
+				g.wg.Wait()
+				close(workersDone)
+			}()
+			timer := time.NewTimer(grace)
+			select {
+			case <-workersDone:
+				timer.Stop()
+			case <-timer.C:
+				g.baseCancel()
+				<-workersDone
+			}
+		}
+		g.baseCancel()
+	})
+	return nil
+}

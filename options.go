@@ -1,0 +1,151 @@
+package coalesce
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// Policy selects the cache's eviction policy.
+type Policy uint8
+
+const (
+	// S3FIFO is the default: a pointer-free store with the S3-FIFO policy
+	// (a small probationary queue, a main queue and a ghost of recently
+	// evicted keys). Scans do not flush it, hits take no global lock, and
+	// the garbage collector has nothing to scan per entry.
+	S3FIFO Policy = iota
+	// LRU keeps every entry as a heap object in a least-recently-used list
+	// behind one mutex. It is the simple baseline.
+	LRU
+)
+
+func (p Policy) String() string {
+	switch p {
+	case S3FIFO:
+		return "s3fifo"
+	case LRU:
+		return "lru"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// Options configures a Group. The zero value of every field is a documented
+// default, so Options{} is a working configuration.
+type Options struct {
+	// Workers bounds how many computations run at once.
+	// Zero means runtime.GOMAXPROCS(0).
+	Workers int
+
+	// QueueSize bounds the distinct inputs waiting for a worker. Zero means
+	// 1024. Identical requests join one queued entry and do not count.
+	QueueSize int
+
+	// BlockWhenFull makes a request that finds the queue full wait in line
+	// (until its context ends) instead of failing with ErrOverloaded. The
+	// line is then bounded only by the number of callers waiting in it.
+	BlockWhenFull bool
+
+	// MaxInputSize is the longest input accepted. Zero means 64 KiB.
+	MaxInputSize int
+
+	// MaxResultSize is the longest result cached. A longer result fails
+	// with ErrResultTooLarge. Zero means 64 KiB.
+	MaxResultSize int
+
+	// CacheBytes is the memory budget of the result cache, counting keys,
+	// values and the cache's own bookkeeping. The cache evicts only when it
+	// is full. Zero means 1 GiB.
+	CacheBytes int64
+
+	// Policy is the cache's eviction policy. The zero value is S3FIFO.
+	Policy Policy
+
+	// TaskTimeout, if positive, bounds each computation. At expiry its
+	// context is cancelled and every waiter gets ErrTimeout at once, even if
+	// the function has not returned yet.
+	TaskTimeout time.Duration
+
+	// KeepAbandoned lets a computation whose waiters have all left run on
+	// to fill the cache. By default its context is cancelled instead.
+	KeepAbandoned bool
+
+	// ErrorTTL, if positive, caches a failed computation's error for that
+	// long: requests for the same input get the error without computing
+	// again. By default errors are never cached. Panics and timeouts are
+	// cached too; cancellations caused by callers or Close are not.
+	ErrorTTL time.Duration
+
+	// MaxCachedErrors bounds the errors kept for ErrorTTL; the oldest is
+	// dropped first. Zero means 4096.
+	MaxCachedErrors int
+
+	// Secret keys the hash of inputs: exactly 16 bytes. Nil means a random
+	// secret drawn when the Group is made. Without the secret nobody can
+	// craft two inputs with the same key; set it only to share keys with
+	// another process, and keep it secret.
+	Secret []byte
+
+	// CloseGrace is how long Close lets running computations finish before
+	// cancelling their contexts. Zero means Close waits for them as long as
+	// they take; a negative value cancels them at once.
+	CloseGrace time.Duration
+}
+
+const (
+	defaultQueueSize       = 1024
+	defaultMaxInputSize    = 64 << 10
+	defaultMaxResultSize   = 64 << 10
+	defaultCacheBytes      = 1 << 30
+	defaultMaxCachedErrors = 4096
+)
+
+// withDefaults validates o and fills in its zero fields.
+func (o Options) withDefaults() (Options, error) {
+	bad := func(field string, v any, allowed string) error {
+		return fmt.Errorf("coalesce: Options.%s is %v; %s", field, v, allowed)
+	}
+	switch {
+	case o.Workers < 0:
+		return o, bad("Workers", o.Workers, "it must be positive, or zero for GOMAXPROCS")
+	case o.QueueSize < 0:
+		return o, bad("QueueSize", o.QueueSize, "it must be positive, or zero for 1024")
+	case o.MaxInputSize < 0:
+		return o, bad("MaxInputSize", o.MaxInputSize, "it must be positive, or zero for 64 KiB")
+	case o.MaxResultSize < 0:
+		return o, bad("MaxResultSize", o.MaxResultSize, "it must be positive, or zero for 64 KiB")
+	case o.CacheBytes < 0:
+		return o, bad("CacheBytes", o.CacheBytes, "it must be positive, or zero for 1 GiB")
+	case o.Policy != S3FIFO && o.Policy != LRU:
+		return o, bad("Policy", o.Policy, "use S3FIFO or LRU")
+	case o.TaskTimeout < 0:
+		return o, bad("TaskTimeout", o.TaskTimeout, "it must be positive, or zero for no timeout")
+	case o.ErrorTTL < 0:
+		return o, bad("ErrorTTL", o.ErrorTTL, "it must be positive, or zero to never cache errors")
+	case o.MaxCachedErrors < 0:
+		return o, bad("MaxCachedErrors", o.MaxCachedErrors, "it must be positive, or zero for 4096")
+	case o.Secret != nil && len(o.Secret) != keyhash.SecretSize:
+		return o, bad("Secret", fmt.Sprintf("%d bytes long", len(o.Secret)), fmt.Sprintf("it must be exactly %d bytes, or nil for a random one", keyhash.SecretSize))
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = defaultQueueSize
+	}
+	if o.MaxInputSize == 0 {
+		o.MaxInputSize = defaultMaxInputSize
+	}
+	if o.MaxResultSize == 0 {
+		o.MaxResultSize = defaultMaxResultSize
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = defaultCacheBytes
+	}
+	if o.MaxCachedErrors == 0 {
+		o.MaxCachedErrors = defaultMaxCachedErrors
+	}
+	return o, nil
+}

@@ -1,0 +1,109 @@
+package coalesce
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/coalesce-go/coalesce/internal/histogram"
+)
+
+// Stats is a snapshot of a Group's counters. Counters only grow; gauges
+// (Entries, Bytes, InFlight, Queued, Waiters) are read at the moment of the
+// call.
+type Stats struct {
+	Requests     uint64 // Get and Start calls, and inputs of GetMany
+	Hits         uint64 // requests answered from the cache
+	Joined       uint64 // requests that waited for another's computation
+	Computed     uint64 // computations that succeeded and were cached
+	Errors       uint64 // computations that failed (panics and timeouts included)
+	Panics       uint64 // computations that panicked
+	Timeouts     uint64 // computations that exceeded Options.TaskTimeout
+	CachedErrors uint64 // requests answered with a cached error (Options.ErrorTTL)
+	Overloaded   uint64 // requests refused with ErrOverloaded
+	Abandoned    uint64 // computations dropped because every waiter left
+	Peeks        uint64 // Peek calls
+	Evictions    uint64 // results evicted from the cache to make room
+
+	Entries    int   // results in the cache
+	Bytes      int64 // memory the cache holds, bookkeeping included
+	CacheBytes int64 // the cache's budget (Options.CacheBytes)
+	InFlight   int   // computations queued or running
+	Queued     int   // computations waiting for a worker
+	Waiters    int   // callers and Futures waiting for a computation
+
+	QueueWait   Latency // from queueing a computation to a worker starting it
+	ComputeTime Latency // time spent in Func
+}
+
+// Latency summarizes a distribution of durations. Quantiles are upper
+// bounds of log-linear buckets: within 12.5% of the true value.
+type Latency struct {
+	Count                    uint64
+	Mean, P50, P90, P99, Max time.Duration
+}
+
+// Stats returns a snapshot of the Group's counters.
+func (g *Group) Stats() Stats {
+	c := &g.stats
+	var requests, hits uint64
+	for i := range c.stripes {
+		requests += c.stripes[i].requests.Load()
+		hits += c.stripes[i].hits.Load()
+	}
+	su := g.store.usage()
+	return Stats{
+		Requests:     requests,
+		Hits:         hits,
+		Joined:       c.joined.Load(),
+		Computed:     c.computed.Load(),
+		Errors:       c.errors.Load(),
+		Panics:       c.panics.Load(),
+		Timeouts:     c.timeouts.Load(),
+		CachedErrors: c.cachedErrors.Load(),
+		Overloaded:   c.overloaded.Load(),
+		Abandoned:    c.abandoned.Load(),
+		Peeks:        c.peeks.Load(),
+		Evictions:    su.evictions,
+		Entries:      su.entries,
+		Bytes:        su.bytes,
+		CacheBytes:   g.opts.CacheBytes,
+		InFlight:     int(c.inFlight.Load()),
+		Queued:       g.queue.length(),
+		Waiters:      int(c.waiters.Load()),
+		QueueWait:    latency(c.queueWait.Summary()),
+		ComputeTime:  latency(c.computeTime.Summary()),
+	}
+}
+
+func latency(s histogram.Summary) Latency {
+	return Latency{Count: s.Count, Mean: s.Mean, P50: s.P50, P90: s.P90, P99: s.P99, Max: s.Max}
+}
+
+// counterStripes spreads the per-request counters, which every hit bumps,
+// over cache lines so that cores serving hits do not contend on one.
+const counterStripes = 16
+
+type counterStripe struct {
+	requests atomic.Uint64
+	hits     atomic.Uint64
+	_        [48]byte
+}
+
+type counters struct {
+	stripes [counterStripes]counterStripe
+
+	joined, computed, errors, panics, timeouts atomic.Uint64
+	cachedErrors, overloaded, abandoned, peeks atomic.Uint64
+	inFlight, waiters                          atomic.Int64
+	queueWait, computeTime                     histogram.Histogram
+}
+
+// stripe picks a stripe with the runtime's per-thread generator: cheaper
+// than any shared state, and spread across cores.
+func (c *counters) stripe() *counterStripe {
+	return &c.stripes[rand.Uint32()%counterStripes]
+}
+
+func (c *counters) request() { c.stripe().requests.Add(1) }
+func (c *counters) hit()     { c.stripe().hits.Add(1) }
