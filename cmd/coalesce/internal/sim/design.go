@@ -1,0 +1,92 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+)
+
+// Kind is how a design served one request.
+type Kind uint8
+
+// The kinds of service. A design that does not say reports what its code
+// path shows: Hit when the result came from a cache without waiting for a
+// computation, Joined when the request waited for a computation another
+// request started, Miss when its own computation ran.
+const (
+	Hit Kind = iota
+	Joined
+	Miss
+	numKinds
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Hit:
+		return "hit"
+	case Joined:
+		return "joined"
+	case Miss:
+		return "miss"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// taskFunc computes the result of an input; every design calls it for each
+// computation, and the replay counts the calls.
+type taskFunc func(ctx context.Context, input []byte) ([]byte, error)
+
+// design is one implementation under comparison. get is called from many
+// goroutines at once; close is called once, after every get has returned,
+// and must stop every goroutine the design started.
+type design interface {
+	get(ctx context.Context, input []byte) ([]byte, Kind, error)
+	close()
+}
+
+// designParams is what every design is built from: the same task, worker
+// count and cache budget for all.
+type designParams struct {
+	task         taskFunc
+	workers      int
+	cacheEntries int // CacheBytes divided by the size of an entry
+	cacheBytes   int64
+}
+
+// designSpec names a design and builds it.
+type designSpec struct {
+	name  string // short, for flags and tables
+	title string // one line, for reports
+	build func(designParams) (design, error)
+}
+
+// designs lists the compared designs in the order they run.
+var designs = []designSpec{
+	{"none", "no coalescing: every request computed by a bounded pool", newNoCoalescing},
+	{"user", "the user's design: N queues, consistent hashing, adjacent coalescing, per-worker cache behind the queue", newUserDesign},
+	{"singleflight", "golang.org/x/sync/singleflight + hashicorp/golang-lru/v2, semaphore of workers", newSingleflightLRU},
+	{"otter", "maypok86/otter/v2 with its loader, semaphore of workers inside the loader", newOtterLoader},
+	{"coalesce", "this project's library (github.com/coalesce-go/coalesce)", newCoalesce},
+}
+
+// DesignNames returns the names of the designs, in the order they run.
+func DesignNames() []string {
+	names := make([]string, len(designs))
+	for i, d := range designs {
+		names[i] = d.name
+	}
+	return names
+}
+
+func lookupDesign(name string) (designSpec, bool) {
+	for _, d := range designs {
+		if d.name == name {
+			return d, true
+		}
+	}
+	return designSpec{}, false
+}
+
+// entryOverhead estimates the bytes a cache spends per entry beyond the
+// result: a 16-byte hashed key and the map and list bookkeeping. It turns
+// the cache budget into the entry count the entry-counting caches take.
+const entryOverhead = 96

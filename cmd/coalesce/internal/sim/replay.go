@@ -1,0 +1,154 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// outcome is what happened to one request of the stream.
+type outcome struct {
+	latency time.Duration
+	kind    Kind
+	sent    bool
+	failed  bool
+}
+
+// replay runs one design on the workload: each agent is a goroutine that
+// sends its requests at their scheduled times, but never has more than its
+// share of InFlight outstanding; a request due while the agent's slots are
+// full waits for one, as a client that waits for answers does. After
+// Duration the agents send nothing more, and the run ends when the
+// outstanding requests have returned.
+func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Result, error) {
+	computed := make([]atomic.Int32, len(w.keys))
+	var computations atomic.Int64
+	task := func(ctx context.Context, input []byte) ([]byte, error) {
+		idx, err := w.keyIndex(input)
+		if err != nil {
+			return nil, err
+		}
+		computations.Add(1)
+		computed[idx].Add(1)
+		return w.compute(ctx, idx)
+	}
+	d, err := spec.build(designParams{
+		task:         task,
+		workers:      cfg.Workers,
+		cacheEntries: max(int(cfg.CacheBytes/int64(cfg.OutputSize+entryOverhead)), 1),
+		cacheBytes:   cfg.CacheBytes,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+
+	outcomes := make([]outcome, len(w.reqs))
+	var done atomic.Int64
+	runtime.GC() // leave the previous design's garbage out of this one's CPU time
+	cpu0 := processCPU()
+	start := time.Now()
+
+	stopProgress := watchProgress(cfg.Progress, spec.name, len(w.reqs), &done)
+	var agents, inflight sync.WaitGroup
+	for a, mine := range w.perAgent {
+		slots := cfg.InFlight / cfg.Agents
+		if a < cfg.InFlight%cfg.Agents {
+			slots++
+		}
+		agents.Go(func() {
+			sem := make(chan struct{}, slots)
+			for _, i := range mine {
+				q := w.reqs[i]
+				if wait := time.Until(start.Add(q.at)); wait > 0 {
+					if !sleep(ctx, wait) {
+						return
+					}
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				if time.Since(start) >= cfg.Duration {
+					<-sem
+					return // behind schedule at the end of the run: the rest is not sent
+				}
+				inflight.Go(func() {
+					defer func() { <-sem }()
+					in := w.inputs[q.idx]
+					t0 := time.Now()
+					v, kind, err := d.get(ctx, in)
+					lat := time.Since(t0)
+					outcomes[i] = outcome{latency: lat, kind: kind, sent: true,
+						failed: err != nil || !bytes.Equal(v, w.outputs[q.idx])}
+					done.Add(1)
+				})
+			}
+		})
+	}
+	agents.Wait()
+	inflight.Wait()
+	wall := time.Since(start)
+	cpu := processCPU() - cpu0
+	stopProgress()
+	d.close()
+
+	res := summarize(spec, outcomes, wall, cpu)
+	res.Computations = computations.Load()
+	for i := range computed {
+		if computed[i].Load() > 0 {
+			res.DistinctComputed++
+		}
+	}
+	res.Duplicates = res.Computations - int64(res.DistinctComputed)
+	if ctx.Err() == nil && res.Errors > 0 {
+		return res, fmt.Errorf("%d requests failed or returned a wrong result", res.Errors)
+	}
+	return res, nil
+}
+
+// sleep waits for d or until ctx is done, reporting whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// watchProgress reports done to p every tenth of a second until the
+// returned stop is called; the polling keeps the bar out of the requests'
+// path.
+func watchProgress(p Progress, name string, total int, done *atomic.Int64) (stop func()) {
+	if p == nil {
+		return func() {}
+	}
+	p.Start(name, total)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.Set(int(done.Load()))
+			case <-quit:
+				return
+			}
+		}
+	})
+	return func() {
+		close(quit)
+		wg.Wait()
+		p.Set(int(done.Load()))
+		p.End()
+	}
+}
