@@ -1,0 +1,253 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime"
+)
+
+// Config sizes a Store. The zero value of every field but MaxBytes and
+// MaxEntries selects a documented default; at least one of those two must be
+// positive.
+type Config struct {
+	// MaxBytes is the budget for everything the store allocates: the value
+	// arenas, the index, the ghost filters and per-segment metadata. The
+	// store allocates it up front; the operating system backs the arenas
+	// with memory only as they fill. Zero means "derive from MaxEntries".
+	MaxBytes int64
+
+	// MaxEntries, if positive, caps the number of entries. With MaxBytes
+	// zero, the budget is derived from MaxEntries records of
+	// ExpectedValueSize (plus a few segments of slack), so that the entry
+	// count is what binds, as trace replay expects.
+	MaxEntries int
+
+	// MaxValueSize is the largest value Set accepts. Zero means 64 KiB, or,
+	// for a store with under 4 MiB per shard, the largest value that fits in
+	// a segment of 1/64 of a shard's arena (see Store.MaxValueSize). An
+	// explicit value must fit in a segment of 1/8 of a shard's arena; records
+	// never span segments.
+	MaxValueSize int
+
+	// ExpectedValueSize sizes the index: the store holds about
+	// MaxBytes/(record+index+ghost bytes per entry) entries. Zero means 128.
+	// With smaller values than expected the index fills before the arenas
+	// and bounds the entry count; with larger ones the arenas bind.
+	ExpectedValueSize int
+
+	// Shards is the number of independently locked shards. Zero picks a
+	// power of two up to 4×GOMAXPROCS, with at least about 1024 entries per
+	// shard, so a small store has one shard. Any positive count is allowed.
+	Shards int
+
+	// The policy knobs, unexported so that tests and experiments can vary
+	// them without widening the API. Zero values mean the defaults below.
+	smallShare float64 // share of capacity for the small FIFO; default 0.1
+	promoteAt  int     // accesses a small entry needs to move to main; default 1
+	ghostShare float64 // ghost capacity as a share of entries; default 0.9
+	ghostBits  int     // Bloom bits per remembered key; default 12
+	maxLoad    float64 // index load factor at full; default 0.8
+}
+
+// ErrTooLarge is returned, wrapped, by Set for a value longer than the
+// store's MaxValueSize.
+var ErrTooLarge = errors.New("store: value too large")
+
+const (
+	defaultMaxValueSize      = 64 << 10
+	defaultExpectedValueSize = 128
+	defaultSmallShare        = 0.1
+	defaultPromoteAt         = 1
+	defaultGhostShare        = 0.9
+	defaultGhostBits         = 12
+	defaultMaxLoad           = 0.8
+
+	// keySize is the bytes of a key stored at the start of every record.
+	keySize = 16
+	// maxSegSize bounds the segment size unless MaxValueSize needs more:
+	// eviction frees whole segments, so the segment size is what one unlucky
+	// Set may have to scan.
+	maxSegSize = 64 << 10
+	// minSegs is the fewest segments a shard may have: one reserve, a head
+	// for each queue and some to evict.
+	minSegs = 8
+	// targetSegs is how many segments a shard gets when the largest value
+	// allows: the free reserve and the partly filled head and tail segments
+	// of the queues are waste, a few segments' worth.
+	targetSegs = 64
+	// reserveSegs are kept free for records that eviction moves, so that
+	// moving never has to evict in turn.
+	reserveSegs = 1
+	// segMetaBytes is the per-segment metadata: next, used, read (int32) and
+	// queue (uint8).
+	segMetaBytes = 13
+	// minEntriesPerShard keeps small stores on few shards, where the split
+	// would otherwise cost hit ratio for no concurrency gain.
+	minEntriesPerShard = 1024
+)
+
+// recordSize is the arena bytes of a record holding an n-byte value.
+func recordSize(n int) int { return keySize + uvarintLen(uint64(n)) + n }
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// layout is a validated Config turned into per-shard sizes.
+type layout struct {
+	shards       int
+	maxValueSize int
+	segSize      int // bytes per segment; every record fits in one
+	segs         int // segments per shard
+	slots        int // index slots per shard
+	maxEntries   int // entries per shard
+	ghostCap     int // keys the ghost remembers per shard
+	capacity     int64
+
+	smallShare float64
+	promoteAt  int
+	ghostBits  int
+}
+
+func (c Config) withDefaults() Config {
+	if c.ExpectedValueSize == 0 {
+		c.ExpectedValueSize = defaultExpectedValueSize
+	}
+	if c.smallShare == 0 {
+		c.smallShare = defaultSmallShare
+	}
+	if c.promoteAt == 0 {
+		c.promoteAt = defaultPromoteAt
+	}
+	if c.ghostShare == 0 {
+		c.ghostShare = defaultGhostShare
+	}
+	if c.ghostBits == 0 {
+		c.ghostBits = defaultGhostBits
+	}
+	if c.maxLoad == 0 {
+		c.maxLoad = defaultMaxLoad
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.MaxBytes < 0:
+		return fmt.Errorf("store: MaxBytes is %d; it must be positive, or zero with MaxEntries set", c.MaxBytes)
+	case c.MaxEntries < 0:
+		return fmt.Errorf("store: MaxEntries is %d; it must be positive, or zero for no entry cap", c.MaxEntries)
+	case c.MaxBytes == 0 && c.MaxEntries == 0:
+		return errors.New("store: no capacity: set MaxBytes (a byte budget) or MaxEntries (an entry count)")
+	case c.MaxValueSize < 0:
+		return fmt.Errorf("store: MaxValueSize is %d; it must be positive, or zero for the default", c.MaxValueSize)
+	case c.ExpectedValueSize < 0:
+		return fmt.Errorf("store: ExpectedValueSize is %d; it must be positive, or zero for the default of %d", c.ExpectedValueSize, defaultExpectedValueSize)
+	case c.Shards < 0:
+		return fmt.Errorf("store: Shards is %d; it must be positive, or zero to choose automatically", c.Shards)
+	case c.smallShare < 0 || c.smallShare >= 1:
+		return fmt.Errorf("store: small queue share %v; it must be in (0, 1)", c.smallShare)
+	case c.promoteAt < 0 || c.promoteAt > freqMax+1:
+		return fmt.Errorf("store: promotion threshold %d; it must be in [0, %d]", c.promoteAt, freqMax+1)
+	case c.ghostShare < 0 || c.ghostBits < 0 || c.ghostBits > 64:
+		return fmt.Errorf("store: ghost share %v and bits %d; want share ≥ 0 and bits in [0, 64]", c.ghostShare, c.ghostBits)
+	case c.maxLoad < 0 || c.maxLoad > 0.95:
+		return fmt.Errorf("store: index load %v; it must be in (0, 0.95]", c.maxLoad)
+	}
+	return nil
+}
+
+func (c Config) layout() (layout, error) {
+	if err := c.validate(); err != nil {
+		return layout{}, err
+	}
+	c = c.withDefaults()
+	rec := recordSize(c.ExpectedValueSize)
+	perEntry := float64(rec) + 8/c.maxLoad + c.ghostShare*float64(c.ghostBits)/8
+	total := float64(c.MaxEntries)
+	if c.MaxBytes > 0 {
+		total = float64(c.MaxBytes) / perEntry
+		if c.MaxEntries > 0 {
+			total = min(total, float64(c.MaxEntries))
+		}
+	}
+	if total < 1 {
+		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index and ghost)",
+			c.MaxBytes, c.ExpectedValueSize, perEntry)
+	}
+
+	shards := c.Shards
+	if shards == 0 {
+		shards = 1
+		limit := 4 * runtime.GOMAXPROCS(0)
+		for shards*2 <= limit && total/float64(shards*2) >= minEntriesPerShard {
+			shards *= 2
+		}
+		// Offsets are 32-bit within a shard: big budgets need more shards.
+		for c.MaxBytes/int64(shards) > maxArena || total*float64(rec)/float64(shards) > maxArena/2 {
+			shards *= 2
+		}
+	}
+
+	l := layout{
+		shards:     shards,
+		smallShare: c.smallShare,
+		promoteAt:  c.promoteAt,
+		ghostBits:  c.ghostBits,
+	}
+	l.maxEntries = int(math.Ceil(total / float64(shards)))
+	if c.MaxEntries > 0 && c.MaxBytes == 0 {
+		l.maxEntries = (c.MaxEntries + shards - 1) / shards
+	}
+	l.slots = max(int(math.Ceil(float64(l.maxEntries)/c.maxLoad)), l.maxEntries+1)
+	if l.slots > maxSlots {
+		return layout{}, fmt.Errorf("store: %d entries per shard need %d index slots, above the limit of %d; raise Shards", l.maxEntries, l.slots, maxSlots)
+	}
+	l.ghostCap = max(int(c.ghostShare*float64(l.maxEntries)), 1)
+	fixed := int64(l.slots)*8 + ghostBytes(l.ghostCap, c.ghostBits)
+
+	// Choose the segment size: small enough that eviction, which frees
+	// whole segments, stays cheap and there are enough segments to share
+	// between the queues; big enough for the largest value.
+	var arena int64
+	if c.MaxBytes > 0 {
+		arena = c.MaxBytes/int64(shards) - fixed
+	} else {
+		arena = int64(l.maxEntries) * int64(rec)
+	}
+	seg := int(min(arena/targetSegs, maxSegSize))
+	seg = max(seg, 4*rec, 64)
+	if c.MaxValueSize > 0 {
+		seg = max(seg, recordSize(c.MaxValueSize))
+	} else if seg == maxSegSize {
+		seg = recordSize(defaultMaxValueSize)
+	}
+	if c.MaxBytes == 0 {
+		// Slack for the reserve, the partly filled heads and tails, and the
+		// unused ends of segments, so that MaxEntries is what binds.
+		perSeg := seg - rec
+		arena = (arena+int64(perSeg)-1)/int64(perSeg)*int64(seg) + int64(reserveSegs+3)*int64(seg)
+	}
+	l.segSize = seg
+	l.segs = int(arena / int64(seg+segMetaBytes))
+	if int64(l.segs)*int64(seg) > maxArena {
+		return layout{}, fmt.Errorf("store: a shard's arena of %d bytes exceeds the %d-byte limit; raise Shards (now %d)", int64(l.segs)*int64(seg), int64(maxArena), shards)
+	}
+	if l.segs < minSegs {
+		if c.MaxValueSize > 0 && recordSize(c.MaxValueSize) > rec {
+			return layout{}, fmt.Errorf("store: MaxValueSize %d does not fit: a shard's arena of %d bytes must hold %d segments of at least one such value; raise MaxBytes, lower Shards or lower MaxValueSize",
+				c.MaxValueSize, max(arena, 0), minSegs)
+		}
+		return layout{}, fmt.Errorf("store: MaxBytes %d is too small for %d shard(s): each needs at least %d bytes", c.MaxBytes, shards, fixed+int64(minSegs*(seg+segMetaBytes)))
+	}
+	l.maxValueSize = c.MaxValueSize
+	if l.maxValueSize == 0 {
+		l.maxValueSize = defaultMaxValueSize
+		for recordSize(l.maxValueSize) > seg {
+			l.maxValueSize = seg - keySize - uvarintLen(uint64(seg))
+		}
+	}
+	l.capacity = int64(shards) * (fixed + int64(l.segs)*int64(seg+segMetaBytes))
+	return l, nil
+}

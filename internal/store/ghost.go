@@ -1,0 +1,65 @@
+package store
+
+import "github.com/coalesce-go/coalesce/internal/keyhash"
+
+// ghost remembers the keys recently dropped from the small queue, so that a
+// key that comes back soon after is admitted straight to the main queue. A
+// map of keys would cost more than a cached value; this is two blocked Bloom
+// filters that take turns: inserts go to the current one, lookups check both,
+// and when the current one has taken half the ghost's capacity the older one
+// is cleared and becomes current. A key is therefore remembered for between
+// one half and one whole capacity of later drops, at about bitsPerKey/2 bits
+// per remembered key, with a small false-positive rate (a false positive only
+// admits a new key to main instead of small).
+type ghost struct {
+	filters [2][]uint64
+	cur     int
+	added   int // keys added to the current filter
+	half    int // keys a filter takes before the two swap roles
+}
+
+// ghostHashes is how many bits a key sets within its 64-bit block.
+const ghostHashes = 4
+
+func newGhost(capacity int, bitsPerKey int) ghost {
+	half := max(capacity/2, 1)
+	words := max((half*bitsPerKey+63)/64, 1)
+	return ghost{
+		filters: [2][]uint64{make([]uint64, words), make([]uint64, words)},
+		half:    half,
+	}
+}
+
+func ghostBytes(capacity int, bitsPerKey int) int64 {
+	half := max(capacity/2, 1)
+	words := max((half*bitsPerKey+63)/64, 1)
+	return int64(2 * words * 8)
+}
+
+// block picks a word from the low half of Key.Lo (the index uses its top
+// bits) and a mask of bits from Key.Hi's low bits (shards use its top bits).
+func (g *ghost) block(k keyhash.Key) (word int, mask uint64) {
+	word = int(uint64(uint32(k.Lo)) * uint64(len(g.filters[0])) >> 32)
+	h := k.Hi
+	for range ghostHashes {
+		mask |= 1 << (h & 63)
+		h >>= 6
+	}
+	return word, mask
+}
+
+func (g *ghost) add(k keyhash.Key) {
+	if g.added >= g.half {
+		g.cur ^= 1
+		clear(g.filters[g.cur])
+		g.added = 0
+	}
+	w, m := g.block(k)
+	g.filters[g.cur][w] |= m
+	g.added++
+}
+
+func (g *ghost) contains(k keyhash.Key) bool {
+	w, m := g.block(k)
+	return g.filters[0][w]&m == m || g.filters[1][w]&m == m
+}

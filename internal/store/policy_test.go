@@ -1,0 +1,90 @@
+package store
+
+import (
+	"container/list"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// lru is the reference policy: a textbook LRU of n keys.
+type lru struct {
+	n     int
+	order *list.List
+	pos   map[uint64]*list.Element
+}
+
+func newLRU(n int) *lru {
+	return &lru{n: n, order: list.New(), pos: map[uint64]*list.Element{}}
+}
+
+// access reports a hit, inserting the key on a miss.
+func (c *lru) access(k uint64) bool {
+	if e, ok := c.pos[k]; ok {
+		c.order.MoveToFront(e)
+		return true
+	}
+	if c.order.Len() >= c.n {
+		old := c.order.Back()
+		c.order.Remove(old)
+		delete(c.pos, old.Value.(uint64))
+	}
+	c.pos[k] = c.order.PushFront(k)
+	return false
+}
+
+// replay runs a key stream through the store as a cache, setting on a miss,
+// and returns the hit ratio.
+func replay(t *testing.T, s *Store, stream []uint64) float64 {
+	t.Helper()
+	hits := 0
+	var dst []byte
+	for _, x := range stream {
+		k := keyhash.Key{Hi: x * 0x9e3779b97f4a7c15, Lo: (x ^ 0x5555) * 0xbf58476d1ce4e5b9}
+		var ok bool
+		if dst, ok = s.Get(k, dst[:0]); ok {
+			hits++
+			continue
+		}
+		if err := s.Set(k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return float64(hits) / float64(len(stream))
+}
+
+// TestScanResistance replays a hot set interleaved with long scans of keys
+// seen once: LRU lets every scan flush the hot set, S3-FIFO must not.
+func TestScanResistance(t *testing.T) {
+	const size, hot = 1000, 700
+	rng := rand.New(rand.NewPCG(3, 4))
+	var stream []uint64
+	next := uint64(1 << 40)
+	for range 60 {
+		for range 3000 {
+			stream = append(stream, uint64(rng.IntN(hot)))
+		}
+		for range 1500 { // a scan longer than the cache
+			stream = append(stream, next)
+			next++
+		}
+	}
+	s, err := New(Config{MaxEntries: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := replay(t, s, stream)
+	ref := newLRU(size)
+	hits := 0
+	for _, x := range stream {
+		if ref.access(x) {
+			hits++
+		}
+	}
+	lruRatio := float64(hits) / float64(len(stream))
+	t.Logf("hit ratio: S3-FIFO %.4f, LRU %.4f", got, lruRatio)
+	if got < lruRatio {
+		t.Fatalf("S3-FIFO hit ratio %.4f below LRU's %.4f on a scan-plus-hot-set stream", got, lruRatio)
+	}
+}

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// A record in the arena is the key (Hi then Lo, little-endian), the value
+// length as a uvarint, then the value. Records never span segments.
+
+const (
+	qSmall = 0
+	qMain  = 1
+	qFree  = 2
+	noSeg  = -1
+)
+
+// queue is a FIFO of segments: records are appended at the head segment and
+// evicted from the tail segment's read cursor.
+type queue struct {
+	head, tail int32
+	segs       int // segments in the queue
+	entries    int // live entries whose record is in the queue
+	liveBytes  int64
+}
+
+// shard is one lock's worth of the store: an arena cut into segments shared
+// by S3-FIFO's small and main queues (so that either may use all of it, and
+// eviction starts only when the whole shard is full), an index from keys to
+// record offsets, and the ghost of keys dropped from the small queue.
+//
+// Nothing in a shard holds a pointer per entry: the garbage collector sees a
+// handful of large pointer-free slices.
+type shard struct {
+	mu sync.RWMutex
+
+	arena   []byte
+	segNext []int32 // next segment towards the head, or noSeg
+	segUsed []int32 // bytes written in the segment
+	segRead []int32 // eviction cursor: bytes already processed
+	segQ    []uint8 // qSmall, qMain or qFree
+
+	q        [2]queue
+	free     int32 // stack of free segments linked by segNext
+	freeSegs int
+
+	idx     index
+	entries int
+	ghost   ghost
+
+	evictions uint64
+	l         *layout
+}
+
+func newShard(l *layout) *shard {
+	s := &shard{
+		arena:   make([]byte, l.segs*l.segSize),
+		segNext: make([]int32, l.segs),
+		segUsed: make([]int32, l.segs),
+		segRead: make([]int32, l.segs),
+		segQ:    make([]uint8, l.segs),
+		idx:     newIndex(l.slots),
+		ghost:   newGhost(l.ghostCap, l.ghostBits),
+		l:       l,
+		free:    noSeg,
+	}
+	for i := l.segs - 1; i >= 0; i-- {
+		s.pushFree(int32(i))
+	}
+	for i := range s.q {
+		s.q[i].head, s.q[i].tail = noSeg, noSeg
+	}
+	return s
+}
+
+func (s *shard) pushFree(seg int32) {
+	s.segNext[seg] = s.free
+	s.segUsed[seg], s.segRead[seg], s.segQ[seg] = 0, 0, qFree
+	s.free = seg
+	s.freeSegs++
+}
+
+func (s *shard) popFree() int32 {
+	seg := s.free
+	s.free = s.segNext[seg]
+	s.segNext[seg] = noSeg
+	s.freeSegs--
+	return seg
+}
+
+// keyAt reports whether the record at off holds k.
+func (s *shard) keyAt(off uint32, k keyhash.Key) bool {
+	b := s.arena[off : off+keySize]
+	return binary.LittleEndian.Uint64(b) == k.Hi && binary.LittleEndian.Uint64(b[8:]) == k.Lo
+}
+
+// record decodes the record at off: its key, where its value starts, the
+// value's length and the record's total size.
+func (s *shard) record(off uint32) (k keyhash.Key, vstart uint32, vlen int, size int) {
+	b := s.arena[off:]
+	k.Hi = binary.LittleEndian.Uint64(b)
+	k.Lo = binary.LittleEndian.Uint64(b[8:])
+	n, w := binary.Uvarint(b[keySize:])
+	vstart = off + uint32(keySize+w)
+	return k, vstart, int(n), keySize + w + int(n)
+}
+
+// find returns the position of k's index slot and the slot. Readers call it
+// under the read lock, so slots are loaded atomically.
+func (s *shard) find(k keyhash.Key) (pos uint64, slot uint64, ok bool) {
+	ix := &s.idx
+	tag := tagOf(k)
+	for i := ix.home(tag); ; i = ix.next(i) {
+		sl := atomic.LoadUint64(&ix.slots[i])
+		if sl == 0 {
+			return 0, 0, false
+		}
+		if slotTag(sl) == tag && s.keyAt(slotOff(sl), k) {
+			return i, sl, true
+		}
+	}
+}
+
+func (s *shard) get(k keyhash.Key, dst []byte) ([]byte, bool) {
+	s.mu.RLock()
+	pos, slot, ok := s.find(k)
+	if !ok {
+		s.mu.RUnlock()
+		return dst, false
+	}
+	_, vstart, vlen, _ := s.record(slotOff(slot))
+	dst = append(dst, s.arena[vstart:vstart+uint32(vlen)]...)
+	s.idx.touch(pos, slot)
+	s.mu.RUnlock()
+	return dst, true
+}
+
+func (s *shard) contains(k keyhash.Key) bool {
+	s.mu.RLock()
+	_, _, ok := s.find(k)
+	s.mu.RUnlock()
+	return ok
+}
+
+func (s *shard) set(k keyhash.Key, v []byte) {
+	size := recordSize(len(v))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pos, slot, ok := s.find(k); ok {
+		off := slotOff(slot)
+		_, vstart, _, oldSize := s.record(off)
+		if oldSize == size {
+			// Same length: overwrite in place; readers are locked out.
+			copy(s.arena[vstart:], v)
+			return
+		}
+		// The old record becomes garbage that its segment's eviction skips.
+		// The entry stays in its queue with its frequency: an update is not
+		// an access, and not a new admission either.
+		qi := s.segQ[off/uint32(s.l.segSize)]
+		s.q[qi].entries--
+		s.q[qi].liveBytes -= int64(oldSize)
+		s.idx.remove(pos)
+		s.entries--
+		s.insert(k, v, size, int(qi), slotFreq(slot))
+		return
+	}
+	qi := qSmall
+	if s.ghost.contains(k) {
+		qi = qMain
+	}
+	s.insert(k, v, size, qi, 0)
+}
+
+// insert appends a new record for k, which is absent from the index, making
+// room first.
+func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
+	for s.entries >= s.l.maxEntries {
+		s.evictEntry()
+	}
+	off := s.reserve(qi, size, false)
+	b := s.arena[off:]
+	binary.LittleEndian.PutUint64(b, k.Hi)
+	binary.LittleEndian.PutUint64(b[8:], k.Lo)
+	n := binary.PutUvarint(b[keySize:], uint64(len(v)))
+	copy(b[keySize+n:], v)
+	s.idx.insert(makeSlot(tagOf(k), off, freq))
+	s.entries++
+	s.q[qi].entries++
+	s.q[qi].liveBytes += int64(size)
+}
+
+// reserve returns the offset of size free bytes at queue qi's head. A store
+// (moving false) evicts segments while only the reserve is free; eviction
+// moving a record (moving true) may use the reserve and never evicts, and
+// gets ok false if even the reserve is gone.
+func (s *shard) reserve(qi int, size int, moving bool) uint32 {
+	q := &s.q[qi]
+	if q.head != noSeg && int(s.segUsed[q.head])+size <= s.l.segSize {
+		return s.bump(q.head, size)
+	}
+	if !moving {
+		for s.freeSegs <= reserveSegs {
+			s.evictSegment()
+		}
+		// Eviction may have appended to this queue's head.
+		if q.head != noSeg && int(s.segUsed[q.head])+size <= s.l.segSize {
+			return s.bump(q.head, size)
+		}
+	} else if s.freeSegs == 0 {
+		return noRoom
+	}
+	seg := s.popFree()
+	s.segQ[seg] = uint8(qi)
+	if q.head == noSeg {
+		q.tail = seg
+	} else {
+		s.segNext[q.head] = seg
+	}
+	q.head = seg
+	q.segs++
+	return s.bump(seg, size)
+}
+
+// noRoom is reserve's answer when a move finds no free segment.
+const noRoom = ^uint32(0)
+
+func (s *shard) bump(seg int32, size int) uint32 {
+	off := uint32(int(seg)*s.l.segSize) + uint32(s.segUsed[seg])
+	s.segUsed[seg] += int32(size)
+	return off
+}
+
+// evictEntry drops one entry, for the entry cap. S3-FIFO evicts from the
+// small queue while it holds at least its share of the entries.
+func (s *shard) evictEntry() {
+	for {
+		qi := qMain
+		if s.q[qSmall].entries > 0 && float64(s.q[qSmall].entries) >= s.l.smallShare*float64(s.entries) {
+			qi = qSmall
+		} else if s.q[qMain].entries == 0 {
+			qi = qSmall
+		}
+		if s.evictStep(qi) {
+			return
+		}
+	}
+}
+
+// evictSegment frees at least one segment, for the byte budget: it drains
+// the tail segment of the small queue while that queue holds at least its
+// share of the bytes in use, else of the main queue. A queue's head segment
+// is drained only if it is the last one standing.
+func (s *shard) evictSegment() {
+	small, main := &s.q[qSmall], &s.q[qMain]
+	qi := qMain
+	used := float64(small.segs + main.segs)
+	if small.segs > 1 && float64(small.segs) >= s.l.smallShare*used || main.segs <= 1 {
+		qi = qSmall
+	}
+	if s.q[qi].segs <= 1 {
+		qi ^= 1
+	}
+	free := s.freeSegs
+	for s.freeSegs <= free && s.q[qi].segs > 0 {
+		s.evictStep(qi)
+		if s.q[qi].segs == 1 && s.segRead[s.q[qi].tail] == s.segUsed[s.q[qi].tail] {
+			break // drained the last segment; it stays as the head
+		}
+	}
+}
+
+// evictStep processes the record at queue qi's eviction cursor: garbage is
+// skipped, a live record is moved (to main, or back to main's head) or
+// dropped per S3-FIFO. It reports whether an entry left the store.
+func (s *shard) evictStep(qi int) (dropped bool) {
+	q := &s.q[qi]
+	seg := q.tail
+	if seg == noSeg {
+		return false
+	}
+	if s.segRead[seg] == s.segUsed[seg] {
+		s.retire(qi)
+		return false
+	}
+	off := uint32(int(seg)*s.l.segSize) + uint32(s.segRead[seg])
+	k, _, _, size := s.record(off)
+	s.segRead[seg] += int32(size)
+	defer s.retireIfDrained(qi)
+
+	pos, ok := s.idx.findOff(tagOf(k), off)
+	if !ok {
+		return false // garbage: deleted or overwritten
+	}
+	slot := s.idx.slots[pos]
+	freq := slotFreq(slot)
+	var keep bool
+	var newFreq uint64
+	if qi == qSmall {
+		keep = freq >= uint64(s.l.promoteAt)
+	} else if freq > 0 {
+		keep, newFreq = true, freq-1
+	}
+	if keep {
+		if to := s.reserve(qMain, size, true); to != noRoom {
+			copy(s.arena[to:int(to)+size], s.arena[off:int(off)+size])
+			s.idx.slots[pos] = withFreq(withOff(slot, to), newFreq)
+			q.entries--
+			q.liveBytes -= int64(size)
+			s.q[qMain].entries++
+			s.q[qMain].liveBytes += int64(size)
+			return false
+		}
+	}
+	if qi == qSmall {
+		s.ghost.add(k)
+	}
+	s.idx.remove(pos)
+	q.entries--
+	q.liveBytes -= int64(size)
+	s.entries--
+	s.evictions++
+	return true
+}
+
+// retireIfDrained frees queue qi's tail segment once eviction has passed its
+// last record, unless it is also the head, which is instead rewound.
+func (s *shard) retireIfDrained(qi int) {
+	seg := s.q[qi].tail
+	if seg != noSeg && s.segRead[seg] == s.segUsed[seg] {
+		s.retire(qi)
+	}
+}
+
+func (s *shard) retire(qi int) {
+	q := &s.q[qi]
+	seg := q.tail
+	if seg == q.head {
+		// Keep the queue's only segment, empty, for its next append.
+		s.segUsed[seg], s.segRead[seg] = 0, 0
+		return
+	}
+	q.tail = s.segNext[seg]
+	q.segs--
+	s.pushFree(seg)
+}
+
+func (s *shard) delete(k keyhash.Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pos, slot, ok := s.find(k)
+	if !ok {
+		return false
+	}
+	off := slotOff(slot)
+	_, _, _, size := s.record(off)
+	qi := s.segQ[off/uint32(s.l.segSize)]
+	s.q[qi].entries--
+	s.q[qi].liveBytes -= int64(size)
+	s.idx.remove(pos)
+	s.entries--
+	return true
+}
