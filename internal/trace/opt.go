@@ -15,7 +15,8 @@ import (
 type OPT struct {
 	// next[i] is the position of the next request for the key requested at
 	// i, or len(next) if there is none.
-	next []int32
+	next     []int32
+	distinct int
 }
 
 // NewOPT prepares keys for OPT. It fails if the sequence is longer than
@@ -34,8 +35,11 @@ func NewOPT(keys []uint64) (*OPT, error) {
 		}
 		seen[keys[i]] = int32(i)
 	}
-	return &OPT{next: next}, nil
+	return &OPT{next: next, distinct: len(seen)}, nil
 }
+
+// Distinct returns the number of distinct keys in the sequence.
+func (o *OPT) Distinct() int { return o.distinct }
 
 // Len returns the number of requests in the sequence.
 func (o *OPT) Len() int { return len(o.next) }
