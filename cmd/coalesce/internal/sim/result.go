@@ -120,3 +120,5 @@ func (r *Report) Result(design string) (Result, bool) {
 	}
 	return Result{}, false
 }
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
