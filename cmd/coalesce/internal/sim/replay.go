@@ -77,6 +77,9 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 					<-sem
 					return // behind schedule at the end of the run: the rest is not sent
 				}
+				if w.beforeSend != nil {
+					w.beforeSend(int(i))
+				}
 				inflight.Go(func() {
 					defer func() { <-sem }()
 					in := w.inputs[q.idx]

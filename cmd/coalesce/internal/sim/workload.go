@@ -30,6 +30,12 @@ type workload struct {
 	inputs   [][]byte  // key index -> input
 	outputs  [][]byte  // key index -> the one correct result
 	durs     []time.Duration
+
+	// Hooks for tests that must order events without timing: beforeSend
+	// runs in the agent just before it sends request i, onCompute at the
+	// start of every computation of key index idx.
+	beforeSend func(i int)
+	onCompute  func(idx int)
 }
 
 // minInput is the simulator's header in every input: the key index and the
@@ -141,6 +147,9 @@ var burnSink atomic.Uint64
 // compute is the simulated task: it spends the key's duration sleeping or
 // burning CPU and returns a fresh copy of the key's result.
 func (w *workload) compute(ctx context.Context, idx int) ([]byte, error) {
+	if w.onCompute != nil {
+		w.onCompute(idx)
+	}
 	d := w.durs[idx]
 	switch w.cfg.Task {
 	case TaskCPU:
