@@ -73,7 +73,7 @@ func runTrace(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout)
-	return replay.WriteSummary(stdout, replay.Summarize(results), results)
+	return replay.WriteSummary(stdout, replay.Summarize(results), results, tf.markdown)
 }
 
 // parseTraceFlags accepts flags before, between and after the workloads, as

@@ -12,18 +12,28 @@ func newOurs(capacity int) (Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf [8]byte
-	value := []byte{1}
-	return PolicyFunc(func(key uint64) bool {
-		k := traceKey(key)
-		if _, ok := s.Get(k, buf[:0]); ok {
-			return true
-		}
-		// A value this small never fills the arenas before the entry cap,
-		// so capacity in entries is what binds, as for the other policies.
-		_ = s.Set(k, value) // cannot fail: the value is far below MaxValueSize
-		return false
-	}), nil
+	return &ours{s: s}, nil
+}
+
+// ours replays requests against a store.
+type ours struct {
+	s   *store.Store
+	buf [8]byte
+}
+
+// oursValue is the value of every entry: a value this small never fills the
+// arenas before the entry cap, so capacity in entries is what binds, as for
+// the other policies.
+var oursValue = []byte{1}
+
+func (o *ours) Access(key uint64) bool {
+	k := traceKey(key)
+	if _, ok := o.s.Get(k, o.buf[:0]); ok {
+		return true
+	}
+	// Set cannot fail: the value is far below MaxValueSize.
+	_ = o.s.Set(k, oursValue)
+	return false
 }
 
 // traceKey spreads a trace key over both halves of a Key. Trace keys are

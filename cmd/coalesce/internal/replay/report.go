@@ -122,6 +122,16 @@ type Summary struct {
 	// ratio, over the points where ours, otter and OPT were all measured.
 	GapOurs, GapOtter float64
 	GapPoints         int
+	// PerTrace holds the same figures for each workload, in order.
+	PerTrace []TraceSummary
+}
+
+// TraceSummary is the Summary of one workload.
+type TraceSummary struct {
+	Trace              string
+	Points, AtLeastLRU int
+	GapOurs, GapOtter  float64
+	GapPoints          int
 }
 
 // Summarize computes the Summary of results.
@@ -129,13 +139,19 @@ func Summarize(results []Result) Summary {
 	rs, _ := rows(results)
 	var s Summary
 	for _, r := range rs {
+		if n := len(s.PerTrace); n == 0 || s.PerTrace[n-1].Trace != r.trace {
+			s.PerTrace = append(s.PerTrace, TraceSummary{Trace: r.trace})
+		}
+		t := &s.PerTrace[len(s.PerTrace)-1]
 		ours, okOurs := r.ratio[Ours]
 		if lru, ok := r.ratio[LRU]; ok && okOurs {
 			s.Points++
+			t.Points++
 			// Hit ratios are exact fractions of the same request count, so
 			// equal hit counts compare equal.
 			if ours >= lru {
 				s.AtLeastLRU++
+				t.AtLeastLRU++
 			} else {
 				s.Below = append(s.Below, fmt.Sprintf("%s@%d (%.2f < %.2f)", r.trace, r.size, 100*ours, 100*lru))
 			}
@@ -146,19 +162,52 @@ func Summarize(results []Result) Summary {
 			s.GapPoints++
 			s.GapOurs += opt - ours
 			s.GapOtter += opt - otter
+			t.GapPoints++
+			t.GapOurs += opt - ours
+			t.GapOtter += opt - otter
 		}
 	}
 	if s.GapPoints > 0 {
 		s.GapOurs /= float64(s.GapPoints)
 		s.GapOtter /= float64(s.GapPoints)
 	}
+	for i := range s.PerTrace {
+		if t := &s.PerTrace[i]; t.GapPoints > 0 {
+			t.GapOurs /= float64(t.GapPoints)
+			t.GapOtter /= float64(t.GapPoints)
+		}
+	}
 	return s
 }
 
-// WriteSummary writes s in a few lines of text, and the reasons of the
-// policies that could not run (n/a in the table) in results.
-func WriteSummary(w io.Writer, s Summary, results []Result) error {
+// WriteSummary writes s: a line per workload (points where ours ≥ LRU, mean
+// gap to OPT of ours and otter), the totals, and the reasons of the
+// policies that could not run (n/a in the table) in results. markdown
+// writes the per-workload lines as a GitHub table.
+func WriteSummary(w io.Writer, s Summary, results []Result, markdown bool) error {
 	var b strings.Builder
+	if len(s.PerTrace) > 1 && s.Points > 0 {
+		header := []string{"trace", "ours ≥ LRU", "gap to OPT: ours", "gap to OPT: otter"}
+		var lines [][]string
+		for _, t := range s.PerTrace {
+			lines = append(lines, []string{t.Trace, fmt.Sprintf("%d/%d", t.AtLeastLRU, t.Points),
+				fmt.Sprintf("%.2f", 100*t.GapOurs), fmt.Sprintf("%.2f", 100*t.GapOtter)})
+		}
+		if markdown {
+			b.WriteString("| " + strings.Join(header, " | ") + " |\n|---|---:|---:|---:|\n")
+			for _, l := range lines {
+				b.WriteString("| " + strings.Join(l, " | ") + " |\n")
+			}
+		} else {
+			tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
+			for _, l := range lines {
+				fmt.Fprintln(tw, strings.Join(l, "\t")+"\t")
+			}
+			tw.Flush()
+		}
+		b.WriteString("\n")
+	}
 	for _, r := range results {
 		if r.Error != "" {
 			fmt.Fprintf(&b, "n/a: %s at size %d, %s: %s\n", r.Trace, r.Size, r.Policy, r.Error)
