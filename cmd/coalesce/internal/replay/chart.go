@@ -61,8 +61,14 @@ func writeChart(path string, rs []row, policies []string) error {
 	// single size would give the log axis an empty range.
 	if rs[0].size != rs[len(rs)-1].size {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
+	// A tick at each measured size: log ticks alone label only powers of 10,
+	// often just one within the range.
+	var ticks plot.ConstantTicks
+	for _, r := range rs {
+		ticks = append(ticks, plot.Tick{Value: float64(r.size), Label: fmt.Sprint(r.size)})
+	}
+	p.X.Tick.Marker = ticks
 	for i, pol := range policies {
 		var xys plotter.XYs
 		for _, r := range rs {
