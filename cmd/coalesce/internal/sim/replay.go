@@ -13,6 +13,7 @@ import (
 // outcome is what happened to one request of the stream.
 type outcome struct {
 	latency time.Duration
+	lag     time.Duration // from the request's due time to its sending
 	kind    Kind
 	sent    bool
 	failed  bool
@@ -86,7 +87,7 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 					t0 := time.Now()
 					v, kind, err := d.get(ctx, in)
 					lat := time.Since(t0)
-					outcomes[i] = outcome{latency: lat, kind: kind, sent: true,
+					outcomes[i] = outcome{latency: lat, lag: max(t0.Sub(start)-q.at, 0), kind: kind, sent: true,
 						failed: err != nil || !bytes.Equal(v, w.outputs[q.idx])}
 					done.Add(1)
 				})

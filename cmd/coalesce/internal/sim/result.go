@@ -33,10 +33,15 @@ type Result struct {
 	Joined           int   `json:"joined"`
 	Misses           int   `json:"misses"`
 	// Latency by kind of service, and over all requests.
-	All        Latency `json:"latency_all"`
-	HitLat     Latency `json:"latency_hit"`
-	JoinedLat  Latency `json:"latency_joined"`
-	MissLat    Latency `json:"latency_miss"`
+	All       Latency `json:"latency_all"`
+	HitLat    Latency `json:"latency_hit"`
+	JoinedLat Latency `json:"latency_joined"`
+	MissLat   Latency `json:"latency_miss"`
+	// EndToEnd is the latency measured from each request's due time
+	// instead of its sending: it adds the time the request waited for a
+	// free slot of its agent, which a design that answers slowly causes
+	// to the requests behind.
+	EndToEnd   Latency `json:"latency_end_to_end"`
 	Throughput float64 `json:"throughput_per_s"`
 	// MeanInFlight is the mean number of outstanding requests (the sum of
 	// latencies over the wall time, by Little's law).
@@ -60,7 +65,7 @@ type Latency struct {
 
 func summarize(spec designSpec, outs []outcome, wall, cpu time.Duration) Result {
 	r := Result{Design: spec.name, Title: spec.title, WallSeconds: wall.Seconds(), CPUSeconds: cpu.Seconds()}
-	var all []time.Duration
+	var all, e2e []time.Duration
 	var sum time.Duration
 	for _, o := range outs {
 		if !o.sent {
@@ -81,6 +86,7 @@ func summarize(spec designSpec, outs []outcome, wall, cpu time.Duration) Result 
 		}
 		r.latencies[o.kind] = append(r.latencies[o.kind], o.latency)
 		all = append(all, o.latency)
+		e2e = append(e2e, o.lag+o.latency)
 		sum += o.latency
 	}
 	for k := range r.latencies {
@@ -88,6 +94,8 @@ func summarize(spec designSpec, outs []outcome, wall, cpu time.Duration) Result 
 	}
 	slices.Sort(all)
 	r.All = latencyOf(all)
+	slices.Sort(e2e)
+	r.EndToEnd = latencyOf(e2e)
 	r.HitLat = latencyOf(r.latencies[Hit])
 	r.JoinedLat = latencyOf(r.latencies[Joined])
 	r.MissLat = latencyOf(r.latencies[Miss])

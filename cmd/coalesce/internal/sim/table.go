@@ -36,7 +36,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, row := range []struct {
 			kind string
 			l    Latency
-		}{{"hit", s.HitLat}, {"joined", s.JoinedLat}, {"miss", s.MissLat}, {"all", s.All}} {
+		}{{"hit", s.HitLat}, {"joined", s.JoinedLat}, {"miss", s.MissLat}, {"all", s.All}, {"end-to-end", s.EndToEnd}} {
 			if row.l.N == 0 {
 				fmt.Fprintf(tw, "%s\t%s\t0\t-\t-\t-\t-\t\n", s.Design, row.kind)
 				continue
@@ -48,6 +48,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, "\nlatency is from sending to the answer; end-to-end is from the request's due time, so it adds the wait for a free slot of its agent.")
 	if line := r.HitRatioLine(); line != "" {
 		fmt.Fprintf(w, "\n%s\n", line)
 	}
