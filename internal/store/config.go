@@ -51,6 +51,15 @@ type Config struct {
 	maxLoad    float64 // index load factor at full; default 0.8
 }
 
+// The policy's defaults, variables only so that tuning experiments can set
+// them before stores are built.
+var (
+	defaultSmallShare = 0.1
+	defaultPromoteAt  = 1
+	defaultGhostShare = 0.9
+	defaultGhostBits  = 12
+)
+
 // ErrTooLarge is returned, wrapped, by Set for a value longer than the
 // store's MaxValueSize.
 var ErrTooLarge = errors.New("store: value too large")
@@ -58,10 +67,6 @@ var ErrTooLarge = errors.New("store: value too large")
 const (
 	defaultMaxValueSize      = 64 << 10
 	defaultExpectedValueSize = 128
-	defaultSmallShare        = 0.1
-	defaultPromoteAt         = 1
-	defaultGhostShare        = 0.9
-	defaultGhostBits         = 12
 	defaultMaxLoad           = 0.8
 
 	// keySize is the bytes of a key stored at the start of every record.
@@ -223,14 +228,14 @@ func (c Config) layout() (layout, error) {
 	} else if seg == maxSegSize {
 		seg = recordSize(defaultMaxValueSize)
 	}
+	l.segSize = seg
+	l.segs = int(arena / int64(seg+segMetaBytes))
 	if c.MaxBytes == 0 {
 		// Slack for the reserve, the partly filled heads and tails, and the
 		// unused ends of segments, so that MaxEntries is what binds.
-		perSeg := seg - rec
-		arena = (arena+int64(perSeg)-1)/int64(perSeg)*int64(seg) + int64(reserveSegs+3)*int64(seg)
+		perSeg := int64(seg - rec)
+		l.segs = max(int((arena+perSeg-1)/perSeg)+reserveSegs+3, minSegs)
 	}
-	l.segSize = seg
-	l.segs = int(arena / int64(seg+segMetaBytes))
 	if int64(l.segs)*int64(seg) > maxArena {
 		return layout{}, fmt.Errorf("store: a shard's arena of %d bytes exceeds the %d-byte limit; raise Shards (now %d)", int64(l.segs)*int64(seg), int64(maxArena), shards)
 	}
