@@ -42,6 +42,8 @@ func TestConfigSizes(t *testing.T) {
 		shards     int
 		minEntries int
 	}{
+		{"one entry", Config{MaxEntries: 1}, 1, 1},
+		{"ten entries", Config{MaxEntries: 10}, 1, 10},
 		{"tiny entries", Config{MaxEntries: 100}, 1, 100},
 		{"small bytes", Config{MaxBytes: 1 << 20}, 4, 6000},
 		{"entries and bytes", Config{MaxBytes: 1 << 20, MaxEntries: 50}, 1, 50},
