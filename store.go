@@ -1,8 +1,11 @@
 package coalesce
 
 import (
+	"fmt"
+
 	"github.com/coalesce-go/coalesce/internal/keyhash"
 	"github.com/coalesce-go/coalesce/internal/lru"
+	"github.com/coalesce-go/coalesce/internal/store"
 )
 
 // resultStore is the seam where the result table varies: the pointer-free
@@ -24,13 +27,26 @@ type storeUsage struct {
 
 func newResultStore(o Options) (resultStore, error) {
 	switch o.Policy {
-	default:
+	case LRU:
 		s, err := lru.New(o.CacheBytes, o.MaxResultSize)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("coalesce: Options.CacheBytes %d with MaxResultSize %d: %w", o.CacheBytes, o.MaxResultSize, err)
 		}
 		return lruStore{s}, nil
+	default:
+		s, err := store.New(store.Config{MaxBytes: o.CacheBytes, MaxValueSize: o.MaxResultSize})
+		if err != nil {
+			return nil, fmt.Errorf("coalesce: Options.CacheBytes %d with MaxResultSize %d: %w", o.CacheBytes, o.MaxResultSize, err)
+		}
+		return s3fifoStore{s}, nil
 	}
+}
+
+type s3fifoStore struct{ *store.Store }
+
+func (s s3fifoStore) usage() storeUsage {
+	st := s.Stats()
+	return storeUsage{entries: st.Entries, bytes: st.Bytes, evictions: st.Evictions}
 }
 
 type lruStore struct{ *lru.Store }

@@ -1,0 +1,225 @@
+package coalesce
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stressFunc computes sha256(input) after a short random delay, and fails
+// for some inputs by design: every 17th key returns errStress, every 23rd
+// panics. It counts its calls per input.
+type stressFunc struct {
+	mu        sync.Mutex
+	calls     map[string]int
+	successes map[string]int // returned a result without seeing cancellation
+}
+
+var errStress = errors.New("injected error")
+
+func keyNumber(in []byte) int {
+	var n int
+	fmt.Sscanf(string(in), "key-%d", &n)
+	return n
+}
+
+func (s *stressFunc) fn(ctx context.Context, in []byte) ([]byte, error) {
+	s.mu.Lock()
+	s.calls[string(in)]++
+	s.mu.Unlock()
+	select {
+	case <-time.After(time.Duration(rand.IntN(300)) * time.Microsecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	n := keyNumber(in)
+	switch {
+	case n%23 == 0:
+		panic(fmt.Sprintf("injected panic for %s", in))
+	case n%17 == 0:
+		return nil, errStress
+	}
+	s.mu.Lock()
+	s.successes[string(in)]++
+	s.mu.Unlock()
+	sum := sha256.Sum256(in)
+	return sum[:], nil
+}
+
+// zipfIndex draws from a Zipf distribution over n keys with skew 1 by
+// inverting a precomputed CDF, so that the test is self-contained.
+func zipfCDF(n int) []float64 {
+	cdf := make([]float64, n)
+	var total float64
+	for i := range n {
+		total += 1 / math.Pow(float64(i+1), 1.0)
+		cdf[i] = total
+	}
+	for i := range cdf {
+		cdf[i] /= total
+	}
+	return cdf
+}
+
+func draw(r *rand.Rand, cdf []float64) int {
+	u := r.Float64()
+	lo, hi := 0, len(cdf)-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if cdf[mid] < u {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// TestStress runs many goroutines over a Zipf mix of keys through Get,
+// GetMany and Start, cancelling a share of the requests at random, and then
+// checks exact counts: each successful key computed once, every caller that
+// was not cancelled got the right value or the injected failure, nothing
+// left in flight, and (through TestMain) no goroutine left behind.
+func TestStress(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprint("KeepAbandoned=", keep), func(t *testing.T) { stress(t, keep) })
+	}
+}
+
+func stress(t *testing.T, keepAbandoned bool) {
+	const (
+		goroutines = 24
+		perG       = 250
+		keys       = 300
+	)
+	sf := &stressFunc{calls: map[string]int{}, successes: map[string]int{}}
+	g := newGroup(t, sf.fn, Options{Workers: 4, BlockWhenFull: true, KeepAbandoned: keepAbandoned, CacheBytes: 32 << 20})
+	cdf := zipfCDF(keys)
+
+	var cancelled, served atomic.Int64
+	var failures sync.Map // description → true
+	fail := func(format string, args ...any) { failures.Store(fmt.Sprintf(format, args...), true) }
+
+	check := func(in []byte, r Result, err error, wasCancelled bool) {
+		n := keyNumber(in)
+		switch {
+		case wasCancelled && errors.Is(err, context.Canceled):
+			cancelled.Add(1)
+			return
+		case n%23 == 0:
+			var pe *PanicError
+			if !errors.As(err, &pe) {
+				fail("%s: want a PanicError, got %v", in, err)
+			}
+		case n%17 == 0:
+			if !errors.Is(err, errStress) {
+				fail("%s: want the injected error, got %v", in, err)
+			}
+		case err != nil:
+			fail("%s: unexpected error %v", in, err)
+		default:
+			want := sha256.Sum256(in)
+			if string(r.Value) != string(want[:]) {
+				fail("%s: wrong value", in)
+			}
+		}
+		served.Add(1)
+	}
+
+	var wg sync.WaitGroup
+	for gi := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(gi), 99))
+			input := func() []byte { return []byte(fmt.Sprintf("key-%d", draw(r, cdf)+1)) }
+			for range perG {
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				willCancel := r.IntN(10) == 0
+				if willCancel {
+					ctx, cancel = context.WithCancel(context.Background())
+					time.AfterFunc(time.Duration(r.IntN(200))*time.Microsecond, cancel)
+				}
+				switch r.IntN(4) {
+				case 0, 1:
+					in := input()
+					res, err := g.Get(ctx, in)
+					check(in, res, err, willCancel)
+				case 2:
+					ins := [][]byte{input(), input(), input()}
+					res, errs := g.GetMany(ctx, ins)
+					for i := range ins {
+						check(ins[i], res[i], errs[i], willCancel)
+					}
+				case 3:
+					in := input()
+					fu, err := g.Start(in)
+					if err != nil {
+						check(in, Result{}, err, willCancel)
+						break
+					}
+					res, err := fu.Wait(ctx)
+					if err != nil && willCancel {
+						fu.Cancel()
+					}
+					check(in, res, err, willCancel)
+				}
+				cancel()
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("callers hung: some waiter was never woken")
+	}
+	failures.Range(func(k, _ any) bool { t.Error(k); return true })
+
+	eventually(t, "wait table empty", func() bool {
+		st := g.Stats()
+		return st.InFlight == 0 && st.Queued == 0 && st.Waiters == 0
+	})
+	st := g.Stats()
+	if st.Evictions != 0 {
+		t.Fatalf("the cache evicted %d entries; the exact counts below assume it holds every key", st.Evictions)
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	cached := 0
+	for k := 1; k <= keys; k++ {
+		in := fmt.Sprintf("key-%d", k)
+		status, _, _ := g.Peek([]byte(in))
+		if k%17 == 0 || k%23 == 0 {
+			if status == Ready {
+				t.Errorf("%s failed by design but is cached", in)
+			}
+			continue
+		}
+		if status == Ready {
+			cached++
+		}
+		if keepAbandoned && sf.calls[in] > 1 {
+			t.Errorf("%s computed %d times", in, sf.calls[in])
+		}
+		if keepAbandoned && sf.calls[in] == 1 && status != Ready {
+			t.Errorf("%s computed but not cached", in)
+		}
+	}
+	if int(st.Computed) != cached {
+		t.Errorf("Stats.Computed = %d but %d distinct keys are cached: some key was computed twice", st.Computed, cached)
+	}
+	if cached == 0 || served.Load() == 0 {
+		t.Fatal("the stress run served nothing")
+	}
+	t.Logf("served %d, cancelled %d, computed %d, joined %d, hits %d, abandoned %d, errors %d (panics %d)",
+		served.Load(), cancelled.Load(), st.Computed, st.Joined, st.Hits, st.Abandoned, st.Errors, st.Panics)
+}
