@@ -78,6 +78,7 @@ func New(fn Func, opts Options) (*Group, error) {
 	if fn == nil {
 		return nil, errors.New("coalesce: New needs a non-nil Func")
 	}
+	resultSizeSet := opts.MaxResultSize != 0
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -86,10 +87,11 @@ func New(fn Func, opts Options) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coalesce: %w", err)
 	}
-	store, err := newResultStore(opts)
+	store, maxResult, err := newResultStore(opts, resultSizeSet)
 	if err != nil {
 		return nil, err
 	}
+	opts.MaxResultSize = maxResult
 	g := &Group{fn: fn, opts: opts, hasher: hasher, store: store}
 	if opts.ErrorTTL > 0 {
 		g.errs = newErrorCache(opts.ErrorTTL, opts.MaxCachedErrors)

@@ -574,3 +574,17 @@ func TestGetManyCancelled(t *testing.T) {
 }
 
 func key(i int) keyhash.Key { return keyhash.Key{Hi: uint64(i), Lo: uint64(i) * 7} }
+
+func TestSmallCacheLowersDefaultResultLimit(t *testing.T) {
+	for _, p := range []Policy{S3FIFO, LRU} {
+		g := newGroup(t, func(ctx context.Context, in []byte) ([]byte, error) {
+			return make([]byte, 100<<10), nil
+		}, Options{CacheBytes: 1 << 20, Policy: p})
+		if _, err := g.Get(context.Background(), []byte("big")); !errors.Is(err, ErrResultTooLarge) {
+			t.Fatalf("%v: a result larger than a small cache holds: %v", p, err)
+		}
+		if _, err := New(upper, Options{CacheBytes: 1 << 20, MaxResultSize: 1 << 20, Policy: p}); err == nil || !strings.Contains(err.Error(), "MaxResultSize") {
+			t.Fatalf("%v: an explicit limit the cache cannot hold: %v", p, err)
+		}
+	}
+}

@@ -52,7 +52,8 @@ type Options struct {
 	MaxInputSize int
 
 	// MaxResultSize is the longest result cached. A longer result fails
-	// with ErrResultTooLarge. Zero means 64 KiB.
+	// with ErrResultTooLarge. Zero means 64 KiB, or, for a cache too small
+	// to hold results that large, the largest the cache can hold.
 	MaxResultSize int
 
 	// CacheBytes is the memory budget of the result cache, counting keys,

@@ -25,20 +25,35 @@ type storeUsage struct {
 	evictions uint64
 }
 
-func newResultStore(o Options) (resultStore, error) {
+// newResultStore makes the store o asks for. With resultSizeSet false,
+// o.MaxResultSize is only the default, and a cache too small for it gets the
+// largest result it can hold instead of an error; the limit in force is
+// returned.
+func newResultStore(o Options, resultSizeSet bool) (resultStore, int, error) {
+	wrap := func(err error) error {
+		return fmt.Errorf("coalesce: Options.CacheBytes %d with MaxResultSize %d: %w", o.CacheBytes, o.MaxResultSize, err)
+	}
 	switch o.Policy {
 	case LRU:
-		s, err := lru.New(o.CacheBytes, o.MaxResultSize)
-		if err != nil {
-			return nil, fmt.Errorf("coalesce: Options.CacheBytes %d with MaxResultSize %d: %w", o.CacheBytes, o.MaxResultSize, err)
+		maxValue := o.MaxResultSize
+		if room := o.CacheBytes - lru.EntryOverhead; !resultSizeSet && room < int64(maxValue) {
+			maxValue = int(max(room, 0))
 		}
-		return lruStore{s}, nil
+		s, err := lru.New(o.CacheBytes, maxValue)
+		if err != nil {
+			return nil, 0, wrap(err)
+		}
+		return lruStore{s}, maxValue, nil
 	default:
-		s, err := store.New(store.Config{MaxBytes: o.CacheBytes, MaxValueSize: o.MaxResultSize})
-		if err != nil {
-			return nil, fmt.Errorf("coalesce: Options.CacheBytes %d with MaxResultSize %d: %w", o.CacheBytes, o.MaxResultSize, err)
+		cfg := store.Config{MaxBytes: o.CacheBytes, MaxValueSize: o.MaxResultSize}
+		if !resultSizeSet {
+			cfg.MaxValueSize = 0 // the store's default: 64 KiB, or what fits
 		}
-		return s3fifoStore{s}, nil
+		s, err := store.New(cfg)
+		if err != nil {
+			return nil, 0, wrap(err)
+		}
+		return s3fifoStore{s}, min(o.MaxResultSize, s.MaxValueSize()), nil
 	}
 }
 

@@ -88,19 +88,21 @@ func draw(r *rand.Rand, cdf []float64) int {
 // was not cancelled got the right value or the injected failure, nothing
 // left in flight, and (through TestMain) no goroutine left behind.
 func TestStress(t *testing.T) {
-	for _, keep := range []bool{false, true} {
-		t.Run(fmt.Sprint("KeepAbandoned=", keep), func(t *testing.T) { stress(t, keep) })
+	for _, policy := range []Policy{S3FIFO, LRU} {
+		for _, keep := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/KeepAbandoned=%v", policy, keep), func(t *testing.T) { stress(t, policy, keep) })
+		}
 	}
 }
 
-func stress(t *testing.T, keepAbandoned bool) {
+func stress(t *testing.T, policy Policy, keepAbandoned bool) {
 	const (
 		goroutines = 24
 		perG       = 250
 		keys       = 300
 	)
 	sf := &stressFunc{calls: map[string]int{}, successes: map[string]int{}}
-	g := newGroup(t, sf.fn, Options{Workers: 4, BlockWhenFull: true, KeepAbandoned: keepAbandoned, CacheBytes: 32 << 20})
+	g := newGroup(t, sf.fn, Options{Workers: 4, BlockWhenFull: true, KeepAbandoned: keepAbandoned, CacheBytes: 32 << 20, Policy: policy})
 	cdf := zipfCDF(keys)
 
 	var cancelled, served atomic.Int64
