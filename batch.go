@@ -22,14 +22,15 @@ func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error
 
 	for i, in := range inputs {
 		dupOf[i] = -1
-		g.stats.request()
 		k, err := g.key(in)
 		if err != nil {
+			g.stats.request(false)
 			errs[i] = err
 			continue
 		}
 		if j, ok := first[k]; ok {
 			dupOf[i] = j
+			g.stats.request(false)
 			g.stats.joined.Add(1)
 			continue
 		}

@@ -129,9 +129,9 @@ type ticket struct {
 // acquire answers a request from the cache, or registers the caller as a
 // waiter of the input's flight, starting one if there is none.
 func (g *Group) acquire(ctx context.Context, input []byte) (ticket, error) {
-	g.stats.request()
 	k, err := g.key(input)
 	if err != nil {
+		g.stats.request(false)
 		return ticket{}, err
 	}
 	return g.acquireKey(ctx, k, input)
@@ -148,12 +148,13 @@ func (g *Group) key(input []byte) (keyhash.Key, error) {
 	return g.hasher.Sum(input), nil
 }
 
-// acquireKey is acquire once the request has been checked and hashed.
-// ctx may be nil (Start), in which case it is not consulted.
-func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (ticket, error) {
-	t := ticket{key: k}
+// acquireKey is acquire once the request has been checked and hashed; it
+// counts the request. ctx may be nil (Start), in which case it is not
+// consulted.
+func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t ticket, err error) {
+	defer func() { g.stats.request(err == nil && t.res.Source == Hit) }()
+	t.key = k
 	if v, ok := g.store.Get(k, nil); ok {
-		g.stats.hit()
 		t.res = Result{Value: v, Source: Hit}
 		return t, nil
 	}
@@ -175,7 +176,6 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (ti
 	// lookup above and taking the lock; finish does both under this lock.
 	if v, ok := g.store.Get(k, nil); ok {
 		sh.mu.Unlock()
-		g.stats.hit()
 		t.res = Result{Value: v, Source: Hit}
 		return t, nil
 	}

@@ -46,14 +46,14 @@ type Latency struct {
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats {
 	c := &g.stats
-	var requests, hits uint64
+	var others, hits uint64
 	for i := range c.stripes {
-		requests += c.stripes[i].requests.Load()
+		others += c.stripes[i].others.Load()
 		hits += c.stripes[i].hits.Load()
 	}
 	su := g.store.usage()
 	return Stats{
-		Requests:     requests,
+		Requests:     hits + others,
 		Hits:         hits,
 		Joined:       c.joined.Load(),
 		Computed:     c.computed.Load(),
@@ -84,10 +84,12 @@ func latency(s histogram.Summary) Latency {
 // over cache lines so that cores serving hits do not contend on one.
 const counterStripes = 16
 
+// counterStripe counts requests as hits and others, so that a request costs
+// one atomic add; Requests is their sum.
 type counterStripe struct {
-	requests atomic.Uint64
-	hits     atomic.Uint64
-	_        [48]byte
+	hits   atomic.Uint64
+	others atomic.Uint64
+	_      [48]byte
 }
 
 type counters struct {
@@ -105,5 +107,11 @@ func (c *counters) stripe() *counterStripe {
 	return &c.stripes[rand.Uint32()%counterStripes]
 }
 
-func (c *counters) request() { c.stripe().requests.Add(1) }
-func (c *counters) hit()     { c.stripe().hits.Add(1) }
+// request counts one request, a hit or not.
+func (c *counters) request(hit bool) {
+	if hit {
+		c.stripe().hits.Add(1)
+	} else {
+		c.stripe().others.Add(1)
+	}
+}
