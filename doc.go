@@ -22,6 +22,6 @@
 // [ErrClosed], lets running computations finish (or cancels them after
 // [Options.CloseGrace]) and returns once no goroutine of the Group is left.
 //
-// Keys are 128-bit keyed SipHash values of the inputs; see [Options.Secret]
+// Keys are 128-bit keyed HighwayHash values of the inputs; see [Options.Secret]
 // for why a caller cannot poison another caller's result through a collision.
 package coalesce

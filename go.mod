@@ -3,6 +3,8 @@ module github.com/coalesce-go/coalesce
 go 1.26
 
 require (
-	github.com/dchest/siphash v1.2.3 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
+	github.com/minio/highwayhash v1.0.4
+	go.uber.org/goleak v1.3.0
 )
+
+require golang.org/x/sys v0.21.0 // indirect

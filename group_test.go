@@ -64,7 +64,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"timeout", upper, Options{TaskTimeout: -time.Second}, "TaskTimeout"},
 		{"error ttl", upper, Options{ErrorTTL: -1}, "ErrorTTL"},
 		{"max errors", upper, Options{MaxCachedErrors: -1}, "MaxCachedErrors"},
-		{"secret", upper, Options{Secret: []byte("short")}, "16 bytes"},
+		{"secret", upper, Options{Secret: []byte("short")}, "32 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

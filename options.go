@@ -83,7 +83,7 @@ type Options struct {
 	// dropped first. Zero means 4096.
 	MaxCachedErrors int
 
-	// Secret keys the hash of inputs: exactly 16 bytes. Nil means a random
+	// Secret keys the hash of inputs: exactly 32 bytes. Nil means a random
 	// secret drawn when the Group is made. Without the secret nobody can
 	// craft two inputs with the same key; set it only to share keys with
 	// another process, and keep it secret.
