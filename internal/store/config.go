@@ -49,16 +49,8 @@ type Config struct {
 	ghostShare float64 // ghost capacity as a share of entries; default 0.9
 	ghostBits  int     // Bloom bits per remembered key; default 12
 	maxLoad    float64 // index load factor at full; default 0.8
+	noAdmit    bool    // plain S3-FIFO: no frequency sketch, no admission
 }
-
-// The policy's defaults, variables only so that tuning experiments can set
-// them before stores are built.
-var (
-	defaultSmallShare = 0.1
-	defaultPromoteAt  = 1
-	defaultGhostShare = 0.9
-	defaultGhostBits  = 12
-)
 
 // ErrTooLarge is returned, wrapped, by Set for a value longer than the
 // store's MaxValueSize.
@@ -68,6 +60,10 @@ const (
 	defaultMaxValueSize      = 64 << 10
 	defaultExpectedValueSize = 128
 	defaultMaxLoad           = 0.8
+	defaultSmallShare        = 0.1
+	defaultPromoteAt         = 1
+	defaultGhostShare        = 0.9
+	defaultGhostBits         = 12
 
 	// keySize is the bytes of a key stored at the start of every record.
 	keySize = 16
@@ -109,6 +105,10 @@ type layout struct {
 	maxEntries   int // entries per shard
 	ghostCap     int // keys the ghost remembers per shard
 	capacity     int64
+
+	mainEntries int // entries main may hold before admission compares
+	mainSegs    int // segments main may hold before admission compares
+	sketchWords int // 0 without admission
 
 	smallShare float64
 	promoteAt  int
@@ -170,6 +170,9 @@ func (c Config) layout() (layout, error) {
 	c = c.withDefaults()
 	rec := recordSize(c.ExpectedValueSize)
 	perEntry := float64(rec) + 8/c.maxLoad + c.ghostShare*float64(c.ghostBits)/8
+	if !c.noAdmit {
+		perEntry += float64(sketchBytes)
+	}
 	total := float64(c.MaxEntries)
 	if c.MaxBytes > 0 {
 		total = float64(c.MaxBytes) / perEntry
@@ -210,7 +213,10 @@ func (c Config) layout() (layout, error) {
 		return layout{}, fmt.Errorf("store: %d entries per shard need %d index slots, above the limit of %d; raise Shards", l.maxEntries, l.slots, maxSlots)
 	}
 	l.ghostCap = max(int(c.ghostShare*float64(l.maxEntries)), 1)
-	fixed := int64(l.slots)*8 + ghostBytes(l.ghostCap, c.ghostBits)
+	if !c.noAdmit {
+		l.sketchWords = sketchWords(l.maxEntries)
+	}
+	fixed := l.fixedBytes()
 
 	// Choose the segment size: small enough that eviction, which frees
 	// whole segments, stays cheap and there are enough segments to share
@@ -254,5 +260,13 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	l.capacity = int64(shards) * (fixed + int64(l.segs)*int64(seg+segMetaBytes))
+	l.mainEntries = l.maxEntries - int(math.Ceil(c.smallShare*float64(l.maxEntries)))
+	l.mainSegs = int((1 - c.smallShare) * float64(l.segs-reserveSegs))
 	return l, nil
+}
+
+// fixedBytes is a shard's memory besides its segments: index, ghost and
+// sketch.
+func (l *layout) fixedBytes() int64 {
+	return int64(l.slots)*8 + ghostBytes(l.ghostCap, l.ghostBits) + int64(l.sketchWords)*8
 }

@@ -116,7 +116,7 @@ func (s *Store) Delete(k keyhash.Key) bool {
 // not an atomic snapshot while other goroutines write).
 func (s *Store) Stats() Stats {
 	st := Stats{Capacity: s.l.capacity, Shards: len(s.shards)}
-	fixed := int64(s.l.slots)*8 + ghostBytes(s.l.ghostCap, s.l.ghostBits) + int64(s.l.segs)*segMetaBytes
+	fixed := s.l.fixedBytes() + int64(s.l.segs)*segMetaBytes
 	for _, sh := range s.shards {
 		sh.mu.RLock()
 		st.Entries += sh.entries
