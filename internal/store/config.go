@@ -13,7 +13,8 @@ import (
 // positive.
 type Config struct {
 	// MaxBytes is the budget for everything the store allocates: the value
-	// arenas, the index, the ghost filters and per-segment metadata. The
+	// arenas, the index, the ghost filters, the frequency sketch and
+	// per-segment metadata. The
 	// store allocates it up front; the operating system backs the arenas
 	// with memory only as they fill. Zero means "derive from MaxEntries".
 	MaxBytes int64
@@ -32,7 +33,7 @@ type Config struct {
 	MaxValueSize int
 
 	// ExpectedValueSize sizes the index: the store holds about
-	// MaxBytes/(record+index+ghost bytes per entry) entries. Zero means 128.
+	// MaxBytes/(record+index+ghost+sketch bytes per entry) entries. Zero means 128.
 	// With smaller values than expected the index fills before the arenas
 	// and bounds the entry count; with larger ones the arenas bind.
 	ExpectedValueSize int
@@ -181,7 +182,7 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	if total < 1 {
-		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index and ghost)",
+		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index, ghost and sketch)",
 			c.MaxBytes, c.ExpectedValueSize, perEntry)
 	}
 

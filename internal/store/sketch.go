@@ -30,7 +30,11 @@ type sketch struct {
 }
 
 const (
-	// sketchBytes is the sketch's cost per entry: two 4-bit counters.
+	// sketchBytes is the sketch's cost per entry: eight 4-bit counters
+	// (Caffeine: 16). Fewer counters make estimates noisy where distinct
+	// keys far outnumber entries, as in a loop: on the LIRS traces the mean
+	// gap to OPT was 8.1 points with 2 counters per entry, 7.4 with 8 (both
+	// without admitMargin). 4 B costs about 2.5% of the entries per GiB.
 	sketchBytes = 4
 	// sampleFactor is requests per entry between halvings (Caffeine: 10).
 	sampleFactor = 10
@@ -76,7 +80,8 @@ func (f *sketch) counters(k keyhash.Key) (w [4]uint64, sh [4]uint64) {
 	return w, sh
 }
 
-// estimate returns k's approximate request count, 0..15.
+// estimate returns k's approximate request count, 0..15. Words are loaded
+// atomically: readers may be incrementing under the read lock.
 func (f *sketch) estimate(k keyhash.Key) uint64 {
 	w, sh := f.counters(k)
 	est := uint64(counterMax)

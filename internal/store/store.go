@@ -1,22 +1,27 @@
 // Package store holds computed results in memory under a byte budget, with
 // no pointer per entry for the garbage collector to scan, and evicts with
-// S3-FIFO (Yang et al., SOSP 2023), which resists scans and lets hits run
-// without a global lock.
+// S3-FIFO (Yang et al., SOSP 2023) guarded by TinyLFU admission (Einziger et
+// al.), which resists scans and loops and lets hits run without a global
+// lock.
 //
 // The one thing to know: the budget is allocated up front and covers
-// everything the store uses (arenas, index, ghost and metadata), so the store
-// never grows or rehashes; the operating system backs the arenas with memory
-// only as they fill.
+// everything the store uses (arenas, index, ghost, sketch and metadata), so
+// the store never grows or rehashes; the operating system backs the arenas
+// with memory only as they fill.
 //
 // Each shard keeps its records (key, value length, value) in an arena cut
 // into segments. Segments belong to one of two FIFO queues, small and main,
 // which share the arena, so eviction starts only when the shard is full. New
-// keys enter small; keys dropped from small unaccessed are remembered by a
-// ghost of two rotating Bloom filters, and enter main if they come back.
-// Eviction processes records at a queue's tail: from small, accessed keys
-// move to main and the others drop; from main, accessed keys are re-appended
-// with one access less and the others drop. An index of uint64 slots (offset,
-// 30-bit tag, 2-bit access count) maps keys to records; hits bump the count
+// keys enter small; keys dropped from small are remembered by a ghost of two
+// rotating Bloom filters, and enter main if they come back. Eviction
+// processes records at a queue's tail: from small, accessed keys move to
+// main; from main, accessed keys are re-appended with one access less and
+// the others drop. A count-min sketch of 4-bit counters estimates how often
+// every key, resident or not, was requested lately: an unaccessed key
+// leaving small, or a ghost hit, takes a place in a full main queue only if
+// its estimate beats main's victim's, which keeps a stable subset of a loop
+// larger than the cache. An index of uint64 slots (offset, 30-bit tag, 2-bit
+// access count) maps keys to records; Get bumps the count and the sketch
 // atomically under the shard's read lock.
 package store
 
@@ -39,7 +44,7 @@ type Store struct {
 type Stats struct {
 	// Entries is the number of keys held.
 	Entries int
-	// Bytes is the memory the store accounts for: index, ghost and
+	// Bytes is the memory the store accounts for: index, ghost, sketch and
 	// metadata in full, plus every arena segment in use, including the
 	// garbage left by overwrites and deletes that eviction has not yet
 	// reclaimed and the unused tails of segments.
@@ -85,7 +90,7 @@ func (s *Store) shard(k keyhash.Key) *shard {
 func (s *Store) MaxValueSize() int { return s.l.maxValueSize }
 
 // Get appends k's value to dst and reports whether k was present. A hit
-// counts as one access for the eviction policy.
+// or a miss counts as one request for the eviction policy.
 func (s *Store) Get(k keyhash.Key, dst []byte) ([]byte, bool) {
 	return s.shard(k).get(k, dst)
 }
