@@ -388,9 +388,10 @@ const (
 // admitOver decides whether a key with sketch estimate cand enters the full
 // main queue (TinyLFU's rule, as in Caffeine): it finds main's victim, the
 // first unaccessed entry at its tail (re-appending accessed ones as eviction
-// would), and admits the candidate only if it was requested more often,
-// dropping the victim; otherwise the victim stays. Rejecting ties is what
-// keeps a stable subset of a loop larger than the cache. A small random
+// would), and admits the candidate only if its estimate exceeds the
+// victim's by more than margin, dropping the victim; otherwise the victim
+// stays. Rejecting ties is what keeps a stable subset of a loop larger than
+// the cache. A small random
 // share of warm candidates is admitted anyway, so that an attacker cannot
 // pin a victim by flooding its counters' neighbours. dropped reports whether
 // an entry left the store.

@@ -15,9 +15,9 @@ import (
 //
 // Counters are packed 16 to a uint64 in blocks of 8 words (one cache line);
 // a key picks a block and one counter in each of 4 pairs of its words. Its
-// estimate is the least of its 4 counters. Once the sketch has counted
-// sampleFactor requests per entry of the shard, every counter is halved, so
-// that old popularity fades.
+// estimate is the least of its 4 counters. Once sampleFactor increments per
+// entry of the shard have changed a counter, the next Set halves every
+// counter, so that old popularity fades.
 //
 // Readers increment under the shard's read lock with a CAS per word, so
 // concurrent increments may be lost (an estimate, after all); halving runs
