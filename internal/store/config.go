@@ -13,7 +13,7 @@ import (
 // positive.
 type Config struct {
 	// MaxBytes is the budget for everything the store allocates: the value
-	// arenas, the index, the ghost filters, the frequency sketch and
+	// arenas, the index, the two ghosts' filters, the frequency sketch and
 	// per-segment metadata. The
 	// store allocates it up front; the operating system backs the arenas
 	// with memory only as they fill. Zero means "derive from MaxEntries".
@@ -33,7 +33,7 @@ type Config struct {
 	MaxValueSize int
 
 	// ExpectedValueSize sizes the index: the store holds about
-	// MaxBytes/(record+index+ghost+sketch bytes per entry) entries. Zero means 128.
+	// MaxBytes/(record+index+ghosts+sketch bytes per entry) entries. Zero means 128.
 	// With smaller values than expected the index fills before the arenas
 	// and bounds the entry count; with larger ones the arenas bind.
 	ExpectedValueSize int
@@ -45,12 +45,13 @@ type Config struct {
 
 	// The policy knobs, unexported so that tests and experiments can vary
 	// them without widening the API. Zero values mean the defaults below.
-	smallShare float64 // share of capacity for the small FIFO; default 0.1
+	smallShare float64 // small FIFO's initial share of capacity; default 0.1
 	promoteAt  int     // accesses a small entry needs to move to main; default 1
 	ghostShare float64 // ghost capacity as a share of entries; default 0.9
 	ghostBits  int     // Bloom bits per remembered key; default 12
 	maxLoad    float64 // index load factor at full; default 0.8
-	noAdmit    bool    // plain S3-FIFO: no frequency sketch, no admission
+	noAdmit    bool    // plain S3-FIFO: no frequency sketch, no admission, no adaptation
+	noAdapt    bool    // fixed small share and admission margin, no main ghost
 }
 
 // ErrTooLarge is returned, wrapped, by Set for a value longer than the
@@ -88,6 +89,12 @@ const (
 	// minEntriesPerShard keeps small stores on few shards, where the split
 	// would otherwise cost hit ratio for no concurrency gain.
 	minEntriesPerShard = 1024
+	// minSmallShare and maxSmallShare bound the adaptation of the small
+	// queue's share. Below 5% the LIRS traces lose (mean gap to OPT over
+	// docs/HITRATIO.md 6.35 with 1%, 6.34 with 5%, 6.57 with 10%); above
+	// 50% nothing was gained.
+	minSmallShare = 0.05
+	maxSmallShare = 0.5
 )
 
 // recordSize is the arena bytes of a record holding an n-byte value.
@@ -107,9 +114,15 @@ type layout struct {
 	ghostCap     int // keys the ghost remembers per shard
 	capacity     int64
 
-	mainEntries int // entries main may hold before admission compares
-	mainSegs    int // segments main may hold before admission compares
 	sketchWords int // 0 without admission
+
+	// adapt is whether the small share and the admission margin adapt,
+	// with a ghost of mainGhostCap keys dropped from main (else 0); small
+	// starts at smallEntries and stays within [smallMin, smallMax].
+	adapt              bool
+	mainGhostCap       int
+	smallEntries       int
+	smallMin, smallMax int
 
 	smallShare float64
 	promoteAt  int
@@ -170,9 +183,14 @@ func (c Config) layout() (layout, error) {
 	}
 	c = c.withDefaults()
 	rec := recordSize(c.ExpectedValueSize)
-	perEntry := float64(rec) + 8/c.maxLoad + c.ghostShare*float64(c.ghostBits)/8
+	ghostPerEntry := c.ghostShare * float64(c.ghostBits) / 8
+	adapt := !c.noAdmit && !c.noAdapt
+	perEntry := float64(rec) + 8/c.maxLoad + ghostPerEntry
 	if !c.noAdmit {
 		perEntry += float64(sketchBytes)
+	}
+	if adapt {
+		perEntry += ghostPerEntry
 	}
 	total := float64(c.MaxEntries)
 	if c.MaxBytes > 0 {
@@ -182,7 +200,7 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	if total < 1 {
-		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index, ghost and sketch)",
+		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index, ghosts and sketch)",
 			c.MaxBytes, c.ExpectedValueSize, perEntry)
 	}
 
@@ -204,6 +222,7 @@ func (c Config) layout() (layout, error) {
 		smallShare: c.smallShare,
 		promoteAt:  c.promoteAt,
 		ghostBits:  c.ghostBits,
+		adapt:      adapt,
 	}
 	l.maxEntries = int(math.Ceil(total / float64(shards)))
 	if c.MaxEntries > 0 && c.MaxBytes == 0 {
@@ -216,6 +235,13 @@ func (c Config) layout() (layout, error) {
 	l.ghostCap = max(int(c.ghostShare*float64(l.maxEntries)), 1)
 	if !c.noAdmit {
 		l.sketchWords = sketchWords(l.maxEntries)
+	}
+	l.smallEntries = int(math.Ceil(c.smallShare * float64(l.maxEntries)))
+	l.smallMin, l.smallMax = l.smallEntries, l.smallEntries
+	if adapt {
+		l.mainGhostCap = l.ghostCap
+		l.smallMin = min(max(int(minSmallShare*float64(l.maxEntries)), 1), l.smallEntries)
+		l.smallMax = max(int(maxSmallShare*float64(l.maxEntries)), l.smallEntries)
 	}
 	fixed := l.fixedBytes()
 
@@ -261,13 +287,12 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	l.capacity = int64(shards) * (fixed + int64(l.segs)*int64(seg+segMetaBytes))
-	l.mainEntries = l.maxEntries - int(math.Ceil(c.smallShare*float64(l.maxEntries)))
-	l.mainSegs = int((1 - c.smallShare) * float64(l.segs-reserveSegs))
 	return l, nil
 }
 
-// fixedBytes is a shard's memory besides its segments: index, ghost and
+// fixedBytes is a shard's memory besides its segments: index, ghosts and
 // sketch.
 func (l *layout) fixedBytes() int64 {
-	return int64(l.slots)*8 + ghostBytes(l.ghostCap, l.ghostBits) + int64(l.sketchWords)*8
+	return int64(l.slots)*8 + ghostBytes(l.ghostCap, l.ghostBits) + ghostBytes(l.mainGhostCap, l.ghostBits) +
+		int64(l.sketchWords)*8
 }

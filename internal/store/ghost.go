@@ -2,8 +2,9 @@ package store
 
 import "github.com/coalesce-go/coalesce/internal/keyhash"
 
-// ghost remembers the keys recently dropped from the small queue, so that a
-// key that comes back soon after is admitted straight to the main queue. A
+// ghost remembers the keys recently dropped from a queue, so that a key
+// that comes back soon after is admitted straight to the main queue and
+// counts as evidence for the policy's adaptation. A
 // map of keys would cost more than a cached value; this is two blocked Bloom
 // filters that take turns: inserts go to the current one, lookups check both,
 // and when the current one has taken half the ghost's capacity the older one
@@ -21,7 +22,12 @@ type ghost struct {
 // ghostHashes is how many bits a key sets within its 64-bit block.
 const ghostHashes = 4
 
+// newGhost returns a ghost of capacity keys, or an empty one (nil filters,
+// never added to) for capacity zero.
 func newGhost(capacity int, bitsPerKey int) ghost {
+	if capacity == 0 {
+		return ghost{}
+	}
 	half := max(capacity/2, 1)
 	words := max((half*bitsPerKey+63)/64, 1)
 	return ghost{
@@ -31,6 +37,9 @@ func newGhost(capacity int, bitsPerKey int) ghost {
 }
 
 func ghostBytes(capacity int, bitsPerKey int) int64 {
+	if capacity == 0 {
+		return 0
+	}
 	half := max(capacity/2, 1)
 	words := max((half*bitsPerKey+63)/64, 1)
 	return int64(2 * words * 8)
@@ -62,4 +71,11 @@ func (g *ghost) add(k keyhash.Key) {
 func (g *ghost) contains(k keyhash.Key) bool {
 	w, m := g.block(k)
 	return g.filters[0][w]&m == m || g.filters[1][w]&m == m
+}
+
+// containsRecent reports whether k is in the current filter: dropped within
+// the last half capacity of drops.
+func (g *ghost) containsRecent(k keyhash.Key) bool {
+	w, m := g.block(k)
+	return g.filters[g.cur][w]&m == m
 }

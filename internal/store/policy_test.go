@@ -136,3 +136,70 @@ func TestLoopAdmission(t *testing.T) {
 		t.Fatalf("admission %.4f does not beat plain S3-FIFO's %.4f on a loop by 0.2", got, plainRatio)
 	}
 }
+
+// recencyStream is a workload shaped mostly by recency: half its requests
+// go to a Zipf-popular set of hot keys, the other half to keys that are new
+// when first requested and come back one to three times, each after a
+// random number of requests up to reach. The sketch has seen a returning
+// key no more often than main's lukewarm victims.
+func recencyStream(n, hot, reach int, seed uint64) []uint64 {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	zipf := rand.NewZipf(rng, 1.3, 1, uint64(hot-1))
+	due := make([][]uint64, n+reach+1)
+	var stream []uint64
+	next := uint64(1 << 40)
+	for t := 0; len(stream) < n; t++ {
+		if t < len(due) && len(due[t]) > 0 {
+			stream = append(stream, due[t]...)
+			due[t] = nil
+			continue
+		}
+		if rng.IntN(2) == 0 {
+			stream = append(stream, zipf.Uint64())
+			continue
+		}
+		x := next
+		next++
+		stream = append(stream, x)
+		at := len(stream)
+		for range 1 + rng.IntN(3) {
+			at += 1 + rng.IntN(reach)
+			if at < len(due) {
+				due[at] = append(due[at], x)
+			}
+		}
+	}
+	return stream[:n]
+}
+
+// TestRecencyAdaptation replays a recency-heavy stream whose returning keys
+// come back after up to 3 cache sizes of requests: LRU keeps those due
+// within its size; the fixed policy's 10% small queue drops them unaccessed
+// and main's admission, having seen them about as often as its victims,
+// refuses them, which puts it below LRU. The adaptation must notice the
+// keys coming back from small's ghost, grow small and relax the margin, and
+// so beat both.
+func TestRecencyAdaptation(t *testing.T) {
+	const size = 2000
+	stream := recencyStream(400_000, 50*size, 3*size, 5)
+	lruRatio := lruHitRatio(stream, size)
+	fixed, err := New(Config{MaxEntries: size, noAdapt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixedRatio := replay(t, fixed, stream)
+	s, err := New(Config{MaxEntries: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := replay(t, s, stream)
+	sh := s.shards[0]
+	t.Logf("hit ratio on a recency stream, %d entries: adaptive %.4f (small %d, margin %d), fixed %.4f, LRU %.4f",
+		size, got, sh.small, sh.margin, fixedRatio, lruRatio)
+	if got < lruRatio {
+		t.Fatalf("adaptive hit ratio %.4f below LRU's %.4f on a recency stream", got, lruRatio)
+	}
+	if got < fixedRatio+0.01 {
+		t.Fatalf("adaptive hit ratio %.4f does not beat the fixed policy's %.4f by a point", got, fixedRatio)
+	}
+}

@@ -12,15 +12,17 @@
 // Each shard keeps its records (key, value length, value) in an arena cut
 // into segments. Segments belong to one of two FIFO queues, small and main,
 // which share the arena, so eviction starts only when the shard is full. New
-// keys enter small; keys dropped from small are remembered by a ghost of two
-// rotating Bloom filters, and enter main if they come back. Eviction
-// processes records at a queue's tail: from small, accessed keys move to
-// main; from main, accessed keys are re-appended with one access less and
-// the others drop. A count-min sketch of 4-bit counters estimates how often
-// every key, resident or not, was requested lately: an unaccessed key
-// leaving small, or a ghost hit, takes a place in a full main queue only if
-// its estimate beats main's victim's, which keeps a stable subset of a loop
-// larger than the cache. An index of uint64 slots (offset, 30-bit tag, 2-bit
+// keys enter small; keys dropped from either queue are remembered by a ghost
+// of two rotating Bloom filters per queue, and enter main if they come back.
+// Eviction processes records at a queue's tail: from small, accessed keys
+// move to main; from main, accessed keys are re-appended with one access
+// less and the others drop. A count-min sketch of 4-bit counters estimates
+// how often every key, resident or not, was requested lately: an unaccessed
+// key leaving small, or a ghost hit, takes a place in a full main queue only
+// if its estimate beats main's victim's by a margin, which keeps a stable
+// subset of a loop larger than the cache. As in ARC, keys coming back from
+// the ghosts adapt small's share and the margin, so that recency-heavy
+// workloads are not held to a fixed small window. An index of uint64 slots (offset, 30-bit tag, 2-bit
 // access count) maps keys to records; Get bumps the count and the sketch
 // atomically under the shard's read lock.
 package store
