@@ -13,9 +13,10 @@ type Policy uint8
 
 const (
 	// S3FIFO is the default: a pointer-free store with the S3-FIFO policy
-	// (a small probationary queue, a main queue and a ghost of recently
-	// evicted keys). Scans do not flush it, hits take no global lock, and
-	// the garbage collector has nothing to scan per entry.
+	// (a small probationary queue, a main queue and ghosts of recently
+	// evicted keys) and TinyLFU admission into the main queue. Scans and
+	// loops larger than the cache do not flush it, hits take no global lock,
+	// and the garbage collector has nothing to scan per entry.
 	S3FIFO Policy = iota
 	// LRU keeps every entry as a heap object in a least-recently-used list
 	// behind one mutex. It is the simple baseline.
