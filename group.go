@@ -174,10 +174,14 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 	}
 	// The result may have been stored, and its flight removed, between the
 	// lookup above and taking the lock; finish does both under this lock.
-	if v, ok := g.store.Get(k, nil); ok {
-		sh.mu.Unlock()
-		t.res = Result{Value: v, Source: Hit}
-		return t, nil
+	// Contains first: the lookup above already counted this request as an
+	// access, and the policy must see one request once.
+	if g.store.Contains(k) {
+		if v, ok := g.store.Get(k, nil); ok {
+			sh.mu.Unlock()
+			t.res = Result{Value: v, Source: Hit}
+			return t, nil
+		}
 	}
 	if g.errs != nil {
 		if err := g.errs.get(k); err != nil {

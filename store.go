@@ -11,9 +11,12 @@ import (
 // resultStore is the seam where the result table varies: the pointer-free
 // S3-FIFO store, the plain LRU, and later stores shared between processes.
 // Implementations are safe for concurrent use; Get appends a copy of the
-// value to dst and counts as one access; Set copies v and is not an access.
+// value to dst and counts as one access (a miss too, for policies that
+// count requests); Contains counts nothing; Set copies v and is not an
+// access.
 type resultStore interface {
 	Get(k keyhash.Key, dst []byte) ([]byte, bool)
+	Contains(k keyhash.Key) bool
 	Set(k keyhash.Key, v []byte) error
 	Delete(k keyhash.Key) bool
 	usage() storeUsage

@@ -79,6 +79,14 @@ func (s *Store) Get(k keyhash.Key, dst []byte) ([]byte, bool) {
 	return append(dst, e.value...), true
 }
 
+// Contains reports whether k is present, without marking it used.
+func (s *Store) Contains(k keyhash.Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.items[k]
+	return ok
+}
+
 // Set stores a copy of v under k, evicting the least recently used entries
 // until it fits.
 func (s *Store) Set(k keyhash.Key, v []byte) error {

@@ -103,3 +103,16 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+func TestContainsDoesNotTouch(t *testing.T) {
+	s, _ := New(2*(EntryOverhead+1), 1)
+	s.Set(key(1), []byte{1})
+	s.Set(key(2), []byte{2})
+	if !s.Contains(key(1)) || s.Contains(key(3)) {
+		t.Fatal("Contains disagrees with the contents")
+	}
+	s.Set(key(3), []byte{3}) // 1 is still the least recently used
+	if s.Contains(key(1)) || !s.Contains(key(2)) {
+		t.Fatal("Contains marked key 1 as used")
+	}
+}
