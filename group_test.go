@@ -46,6 +46,20 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func TestSecretFixesKeys(t *testing.T) {
+	secret := bytes.Repeat([]byte{9}, 32)
+	a := newGroup(t, upper, Options{Secret: secret})
+	b := newGroup(t, upper, Options{Secret: secret})
+	c := newGroup(t, upper, Options{})
+	in := []byte("same input")
+	if a.hasher.Sum(in) != b.hasher.Sum(in) {
+		t.Fatal("two Groups with one secret disagree on a key")
+	}
+	if a.hasher.Sum(in) == c.hasher.Sum(in) {
+		t.Fatal("a random secret gave the configured secret's key")
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	cases := []struct {
 		name string
@@ -107,6 +121,12 @@ func TestComputeOnceThenHit(t *testing.T) {
 	st := g.Stats()
 	if st.Requests != 3 || st.Hits != 1 || st.Computed != 2 || st.Entries != 1 || st.InFlight != 0 || st.Waiters != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	if st.ComputeTime.Count != 2 || st.QueueWait.Count != 2 || st.ComputeTime.Max < st.ComputeTime.P50 {
+		t.Fatalf("latency summaries %+v %+v", st.ComputeTime, st.QueueWait)
+	}
+	if st.Bytes <= 0 || st.CacheBytes != 16<<20 {
+		t.Fatalf("cache accounting: %d bytes of %d", st.Bytes, st.CacheBytes)
 	}
 }
 
