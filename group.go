@@ -164,10 +164,12 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 
 	sh := g.waits.shard(k)
 	sh.mu.Lock()
+	// The gauges move under the lock, as finish and leave move them, so a
+	// Stats call never sees them below zero.
 	if f := sh.m[k]; f != nil {
 		f.waiters++
-		sh.mu.Unlock()
 		g.stats.waiters.Add(1)
+		sh.mu.Unlock()
 		g.stats.joined.Add(1)
 		t.f, t.res.Source = f, Joined
 		return t, nil
@@ -205,9 +207,9 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 		return t, err
 	}
 	sh.m[k] = f
-	sh.mu.Unlock()
 	g.stats.inFlight.Add(1)
 	g.stats.waiters.Add(1)
+	sh.mu.Unlock()
 	t.f, t.res.Source = f, Computed
 	return t, nil
 }
