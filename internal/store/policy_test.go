@@ -203,3 +203,80 @@ func TestRecencyAdaptation(t *testing.T) {
 		t.Fatalf("adaptive hit ratio %.4f does not beat the fixed policy's %.4f by a point", got, fixedRatio)
 	}
 }
+
+// TestFirstFillKeepsAccesses fills one shard with keys, hits every other one
+// twice, then forces the first eviction: small, which holds every key after
+// a fill, drains into main while main has room, and the keys hit during the
+// fill must arrive there with their counts, so that main's CLOCK keeps them over
+// the keys never hit. Once main is full, a key leaving small starts at zero
+// again, as in S3-FIFO.
+func TestFirstFillKeepsAccesses(t *testing.T) {
+	const n = 1000
+	s, err := New(Config{MaxEntries: n, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(i uint64) keyhash.Key {
+		return keyhash.Key{Hi: i * 0x9e3779b97f4a7c15, Lo: (i ^ 0x5555) * 0xbf58476d1ce4e5b9}
+	}
+	for i := range uint64(n) {
+		if err := s.Set(key(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := uint64(0); i < n; i += 2 {
+		s.Get(key(i), nil)
+		s.Get(key(i), nil)
+	}
+	if err := s.Set(key(n), nil); err != nil { // the first eviction
+		t.Fatal(err)
+	}
+	sh := s.shards[0]
+	if sh.q[qMain].entries == 0 {
+		t.Fatal("the first eviction moved nothing from small to main")
+	}
+	carried, moved := 0, 0
+	for i := uint64(0); i < n; i += 2 {
+		_, slot, ok := sh.find(key(i))
+		if !ok || sh.segQ[slotOff(slot)/uint32(sh.l.segSize)] != qMain {
+			continue
+		}
+		moved++
+		if slotFreq(slot) > 0 {
+			carried++
+		}
+	}
+	// A few may have reached main after it filled up, at count 0.
+	if moved < n/4 || carried*10 < moved*9 {
+		t.Fatalf("%d keys hit twice during the fill reached main with a count, of %d that reached it", carried, moved)
+	}
+	// Keep inserting new keys until main has been full for a while: keys hit
+	// in small then reach it at count 0.
+	for i := uint64(n + 1); i < 4*n; i++ {
+		if err := s.Set(key(i), nil); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			s.Get(key(i), nil)
+		}
+	}
+	if !sh.mainFull() {
+		t.Fatal("main is not full after three fills of new keys")
+	}
+	before := sh.q[qMain].entries
+	promoted := 0
+	for i := uint64(4 * n); i < 5*n && promoted == 0; i++ {
+		if err := s.Set(key(i), nil); err != nil {
+			t.Fatal(err)
+		}
+		for j := uint64(n + 1); j < i; j += 3 {
+			_, slot, ok := sh.find(key(j))
+			if ok && sh.segQ[slotOff(slot)/uint32(sh.l.segSize)] == qMain && slotFreq(slot) == 0 {
+				promoted++
+			}
+		}
+	}
+	if promoted == 0 {
+		t.Fatalf("no key hit in small reached a full main at count 0 (main had %d entries)", before)
+	}
+}
