@@ -15,7 +15,8 @@
 // keys enter small; keys dropped from either queue are remembered by a ghost
 // of two rotating Bloom filters per queue, and enter main if they come back.
 // Eviction processes records at a queue's tail: from small, accessed keys
-// move to main; from main, accessed keys are re-appended with one access
+// move to main (keeping their access counts while main has room, as after
+// the first fill); from main, accessed keys are re-appended with one access
 // less and the others drop. A count-min sketch of 4-bit counters estimates
 // how often every key, resident or not, was requested lately: an unaccessed
 // key leaving small, or a ghost hit, takes a place in a full main queue only
