@@ -28,6 +28,10 @@ Replays each workload at each cache size and prints the hit ratio (percent)
 of this project's store (ours), an exact LRU, otter v2 and Belady's optimal
 (OPT, the upper bound), and ours−LRU. Sizes count entries.
 
+--policies can add exact reference policies, which are not replayed by
+default: arc (Megiddo and Modha's ARC), slru (segmented LRU, 10% protected)
+and clock (CLOCK, one reference bit).
+
 `
 
 // traceFlags are the parsed arguments of the trace command.
@@ -84,7 +88,8 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := fs.String("sizes", "", "comma-separated cache sizes in entries, e.g. 1000,10000 (default: 1%, 2%, 5%, 10%, 25% and 50% of each workload's distinct keys)")
-	policies := fs.String("policies", strings.Join(replay.Policies(), ","), "comma-separated policies to replay, in column order")
+	policies := fs.String("policies", strings.Join(replay.Policies(), ","),
+		"comma-separated policies to replay, in column order (also: "+strings.Join(replay.Extra, ", ")+")")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic workloads")
 	fs.IntVar(&tf.opts.Parallel, "parallel", 0, "replays to run at once (default: GOMAXPROCS)")
 	fs.BoolVar(&tf.json, "json", false, "print JSON (one object per workload, size and policy) instead of the table")
@@ -129,7 +134,7 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 			tf.opts.Sizes = append(tf.opts.Sizes, int(n))
 		}
 	}
-	all := replay.Policies()
+	all := replay.AllPolicies()
 	for _, p := range strings.Split(*policies, ",") {
 		p = strings.ToLower(strings.TrimSpace(p))
 		found := false

@@ -33,7 +33,7 @@ func TestParseTraceFlags(t *testing.T) {
 		{name: "zero size", args: []string{"zipf:0.9", "--sizes", "0"}, errText: `"0" is not a cache size`},
 		{name: "negative size", args: []string{"zipf:0.9", "--sizes", "-5"}, errText: `"-5" is not a cache size`},
 		{name: "empty size", args: []string{"zipf:0.9", "--sizes", "10,"}, errText: `"" is not a cache size`},
-		{name: "bad policy", args: []string{"zipf:0.9", "--policies", "arc"}, errText: `unknown policy "arc"`},
+		{name: "bad policy", args: []string{"zipf:0.9", "--policies", "fifo"}, errText: `unknown policy "fifo"`},
 		{name: "bad workload", args: []string{"zipf:x"}, errText: "skew"},
 		{name: "unknown synthetic", args: []string{"uniform:5"}, errText: "synthetic workloads are"},
 		{name: "twice", args: []string{"zipf:0.9", "zipf:0.9"}, errText: "given twice"},

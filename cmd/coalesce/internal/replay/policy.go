@@ -2,6 +2,7 @@ package replay
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/coalesce-go/coalesce/internal/trace"
 )
@@ -28,6 +29,14 @@ const (
 	OPT   = "opt"
 )
 
+// Names of the reference policies: classic exact policies that a replay
+// runs only when asked, to place ours and LRU among them.
+const (
+	ARC   = "arc"
+	SLRU  = "slru"
+	Clock = "clock"
+)
+
 // online are the policies that replay request by request, with their
 // constructors; a capacity is in entries and at least 1.
 var online = []struct {
@@ -37,15 +46,40 @@ var online = []struct {
 	{Ours, newOurs},
 	{LRU, func(capacity int) (Policy, error) { return trace.NewLRU(capacity), nil }},
 	{Otter, newOtter},
+	{ARC, func(capacity int) (Policy, error) { return trace.NewARC(capacity), nil }},
+	{SLRU, func(capacity int) (Policy, error) { return trace.NewSLRU(capacity), nil }},
+	{Clock, func(capacity int) (Policy, error) { return trace.NewClock(capacity), nil }},
 }
 
-// Policies returns the names of every policy a replay reports, in order.
+// Extra lists the policies a replay runs only when named, in the order the
+// help gives them; they stay out of Policies so that the default report,
+// and the documents quoting it, keep their columns.
+var Extra = []string{ARC, SLRU, Clock}
+
+func init() {
+	// The table and the charts take their column names from columnNames;
+	// the reference policies' entries are kept beside their definitions.
+	columnNames[ARC] = "ARC"
+	columnNames[SLRU] = "SLRU"
+	columnNames[Clock] = "CLOCK"
+}
+
+// Policies returns the names of every policy a replay reports by default,
+// in order.
 func Policies() []string {
-	names := make([]string, 0, len(online)+1)
+	var names []string
 	for _, p := range online {
-		names = append(names, p.name)
+		if !slices.Contains(Extra, p.name) {
+			names = append(names, p.name)
+		}
 	}
 	return append(names, OPT)
+}
+
+// AllPolicies returns the names of every policy a replay can run: those of
+// Policies, then Extra.
+func AllPolicies() []string {
+	return append(Policies(), Extra...)
 }
 
 func newPolicy(name string, capacity int) (Policy, error) {

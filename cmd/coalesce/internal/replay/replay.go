@@ -25,14 +25,14 @@ import (
 	"github.com/coalesce-go/coalesce/internal/trace"
 )
 
-// Options configure Run. The zero value replays every policy at the default
-// sizes, using every core.
+// Options configure Run. The zero value replays the policies of Policies()
+// at the default sizes, using every core.
 type Options struct {
 	// Sizes are the cache sizes in entries, each at least 1. Empty means
 	// DefaultSizes of each workload's distinct keys.
 	Sizes []int
-	// Policies selects and orders the policies reported; empty means
-	// Policies().
+	// Policies selects and orders the policies reported, from
+	// AllPolicies(); empty means Policies().
 	Policies []string
 	// Parallel bounds the replays running at once. Zero means GOMAXPROCS.
 	Parallel int
@@ -84,8 +84,8 @@ func Run(ctx context.Context, workloads []Workload, opts Options) ([]Result, err
 		policies = Policies()
 	}
 	for _, p := range policies {
-		if !slices.Contains(Policies(), p) {
-			return nil, fmt.Errorf("unknown policy %q: choose from %v", p, Policies())
+		if !slices.Contains(AllPolicies(), p) {
+			return nil, fmt.Errorf("unknown policy %q: choose from %v", p, AllPolicies())
 		}
 	}
 	for _, s := range opts.Sizes {

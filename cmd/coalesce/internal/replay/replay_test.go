@@ -141,7 +141,7 @@ func TestRunErrors(t *testing.T) {
 		{"load fails", []Workload{ok, failing}, Options{}, "bad: boom"},
 		{"empty", []Workload{workload("empty", nil)}, Options{}, "no requests"},
 		{"zero size", []Workload{ok}, Options{Sizes: []int{0}}, "at least 1"},
-		{"unknown policy", []Workload{ok}, Options{Policies: []string{"arc"}}, "unknown policy"},
+		{"unknown policy", []Workload{ok}, Options{Policies: []string{"fifo"}}, "unknown policy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,5 +256,41 @@ func TestTraceKeyIsInjective(t *testing.T) {
 			t.Fatalf("traceKey(%d) repeats a Hi", u)
 		}
 		seen[k.Hi] = true
+	}
+}
+
+// TestRunReferencePolicies checks that the reference policies run only when
+// named, in the order named, and head their own columns.
+func TestRunReferencePolicies(t *testing.T) {
+	if got := Policies(); !slices.Equal(got, []string{Ours, LRU, Otter, OPT}) {
+		t.Fatalf("Policies() = %v: the default report must keep its columns", got)
+	}
+	if got := AllPolicies(); !slices.Equal(got, []string{Ours, LRU, Otter, OPT, ARC, SLRU, Clock}) {
+		t.Fatalf("AllPolicies() = %v", got)
+	}
+	// Size 3: 1 is requested twice, then a scan of 2, 3, 4, then 1 again.
+	// LRU has lost 1 to the scan; ARC keeps it in T2, SLRU in protected
+	// and CLOCK by its reference bit, as OPT does.
+	scan := workload("scan", []uint64{1, 1, 2, 3, 4, 1})
+	policies := []string{ARC, LRU, SLRU, Clock, OPT}
+	want := map[string]int{ARC: 2, LRU: 1, SLRU: 2, Clock: 2, OPT: 2}
+	results, err := Run(context.Background(), []Workload{scan}, Options{Sizes: []int{3}, Policies: policies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(policies) {
+		t.Fatalf("Run returned %d results, want %d: %+v", len(results), len(policies), results)
+	}
+	for i, r := range results {
+		if r.Policy != policies[i] || r.Hits != want[r.Policy] || r.Error != "" {
+			t.Errorf("result %d: %+v, want %s with %d hits", i, r, policies[i], want[policies[i]])
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, results, true); err != nil {
+		t.Fatal(err)
+	}
+	if header, _, _ := strings.Cut(b.String(), "\n"); header != "| trace | size | ARC | LRU | SLRU | CLOCK | OPT |" {
+		t.Fatalf("table header %q", header)
 	}
 }
