@@ -56,14 +56,6 @@ var online = []struct {
 // and the documents quoting it, keep their columns.
 var Extra = []string{ARC, SLRU, Clock}
 
-func init() {
-	// The table and the charts take their column names from columnNames;
-	// the reference policies' entries are kept beside their definitions.
-	columnNames[ARC] = "ARC"
-	columnNames[SLRU] = "SLRU"
-	columnNames[Clock] = "CLOCK"
-}
-
 // Policies returns the names of every policy a replay reports by default,
 // in order.
 func Policies() []string {

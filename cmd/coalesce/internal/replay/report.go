@@ -35,7 +35,10 @@ func rows(results []Result) ([]row, []string) {
 	return out, policies
 }
 
-var columnNames = map[string]string{Ours: "ours", LRU: "LRU", Otter: "otter", OPT: "OPT"}
+var columnNames = map[string]string{
+	Ours: "ours", LRU: "LRU", Otter: "otter", OPT: "OPT",
+	ARC: "ARC", SLRU: "SLRU", Clock: "CLOCK",
+}
 
 // WriteTable writes results as an aligned table of hit ratios in percent,
 // one line per workload and size, with ours−LRU when both were measured;
