@@ -18,25 +18,16 @@ type ARC struct {
 	// and comparisons touch it, so replays are reproducible everywhere.
 	p     float64
 	index map[uint64]int32
-	// nodes[0..3] are the sentinels of the circular lists T1, T2, B1 and B2
-	// (arcT1...); every other node is in exactly one of them.
-	nodes []arcNode
-	size  [4]int
+	lists // arcT1, arcT2, arcB1, arcB2
 }
 
-// The lists of an ARC; each is also the index of its sentinel node.
+// The lists of an ARC.
 const (
 	arcT1 = iota
 	arcT2
 	arcB1
 	arcB2
 )
-
-type arcNode struct {
-	key        uint64
-	prev, next int32
-	list       uint8
-}
 
 // NewARC returns an empty ARC that holds up to capacity keys; a capacity
 // below 1 holds nothing and never hits.
@@ -46,15 +37,11 @@ func NewARC(capacity int) *ARC {
 	// Preallocation is capped: a huge capacity on a short trace should not
 	// cost its full size up front.
 	prealloc := min(2*capacity, 1<<20)
-	c := &ARC{
+	return &ARC{
 		capacity: capacity,
 		index:    make(map[uint64]int32, prealloc),
-		nodes:    make([]arcNode, 4, prealloc+4),
+		lists:    newLists(4, prealloc),
 	}
-	for l := range int32(4) {
-		c.nodes[l] = arcNode{prev: l, next: l, list: uint8(l)}
-	}
-	return c
 }
 
 // Access requests key and reports whether it was resident (in T1 or T2).
@@ -102,10 +89,10 @@ func (c *ARC) Access(key uint64) bool {
 		c.replace(false)
 	}
 	if free < 0 {
-		c.nodes = append(c.nodes, arcNode{})
-		free = int32(len(c.nodes) - 1)
+		free = c.add(key)
+	} else {
+		c.nodes[free].key = key
 	}
-	c.nodes[free].key = key
 	c.index[key] = free
 	c.push(free, arcT1)
 	return false
@@ -124,39 +111,16 @@ func (c *ARC) Len() int { return c.size[arcT1] + c.size[arcT2] }
 func (c *ARC) replace(inB2 bool) {
 	t1 := float64(c.size[arcT1])
 	if t1 > 0 && (t1 > c.p || (inB2 && t1 == c.p)) {
-		c.move(c.nodes[arcT1].prev, arcB1)
+		c.move(c.back(arcT1), arcB1)
 	} else {
-		c.move(c.nodes[arcT2].prev, arcB2)
+		c.move(c.back(arcT2), arcB2)
 	}
 }
 
 // drop forgets the LRU key of list l and returns its node for reuse.
 func (c *ARC) drop(l int32) int32 {
-	i := c.nodes[l].prev
+	i := c.back(l)
 	c.unlink(i)
 	delete(c.index, c.nodes[i].key)
 	return i
-}
-
-// move makes node i the MRU of list l, taking it from its current list.
-func (c *ARC) move(i, l int32) {
-	c.unlink(i)
-	c.push(i, l)
-}
-
-func (c *ARC) unlink(i int32) {
-	n := &c.nodes[i]
-	c.nodes[n.prev].next = n.next
-	c.nodes[n.next].prev = n.prev
-	c.size[n.list]--
-}
-
-func (c *ARC) push(i, l int32) {
-	head := c.nodes[l].next
-	c.nodes[i].prev = l
-	c.nodes[i].next = head
-	c.nodes[i].list = uint8(l)
-	c.nodes[head].prev = i
-	c.nodes[l].next = i
-	c.size[l]++
 }

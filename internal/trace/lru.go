@@ -9,12 +9,7 @@ import "math"
 type LRU struct {
 	capacity int
 	index    map[uint64]int32
-	nodes    []lruNode // nodes[0] is the sentinel of the circular list
-}
-
-type lruNode struct {
-	key        uint64
-	prev, next int32
+	lists    // one list
 }
 
 // NewLRU returns an empty LRU that holds up to capacity keys; a capacity
@@ -25,20 +20,18 @@ func NewLRU(capacity int) *LRU {
 	// Preallocation is capped: a huge capacity on a short trace should not
 	// cost its full size up front.
 	prealloc := min(capacity, 1<<20)
-	c := &LRU{
+	return &LRU{
 		capacity: capacity,
 		index:    make(map[uint64]int32, prealloc),
-		nodes:    make([]lruNode, 1, prealloc+1),
+		lists:    newLists(1, prealloc),
 	}
-	return c
 }
 
 // Access requests key and reports whether it was resident. On a miss the key
 // is inserted, evicting the least recently used key if the LRU is full.
 func (c *LRU) Access(key uint64) bool {
 	if i, ok := c.index[key]; ok {
-		c.unlink(i)
-		c.pushFront(i)
+		c.move(i, 0)
 		return true
 	}
 	if c.capacity == 0 {
@@ -46,32 +39,17 @@ func (c *LRU) Access(key uint64) bool {
 	}
 	var i int32
 	if len(c.index) < c.capacity {
-		c.nodes = append(c.nodes, lruNode{})
-		i = int32(len(c.nodes) - 1)
+		i = c.add(key)
 	} else {
-		i = c.nodes[0].prev // the tail
+		i = c.back(0)
 		c.unlink(i)
 		delete(c.index, c.nodes[i].key)
+		c.nodes[i].key = key
 	}
-	c.nodes[i].key = key
 	c.index[key] = i
-	c.pushFront(i)
+	c.push(i, 0)
 	return false
 }
 
 // Len returns the number of resident keys.
 func (c *LRU) Len() int { return len(c.index) }
-
-func (c *LRU) unlink(i int32) {
-	n := &c.nodes[i]
-	c.nodes[n.prev].next = n.next
-	c.nodes[n.next].prev = n.prev
-}
-
-func (c *LRU) pushFront(i int32) {
-	head := c.nodes[0].next
-	c.nodes[i].prev = 0
-	c.nodes[i].next = head
-	c.nodes[head].prev = i
-	c.nodes[0].next = i
-}

@@ -373,7 +373,7 @@ func TestReferenceMatchModels(t *testing.T) {
 				// ARC's ghosts and target must follow the paper too, and
 				// its lists keep the paper's bounds.
 				sizes := [4]int{len(am.t1), len(am.t2), len(am.b1), len(am.b2)}
-				if a.size != sizes || a.p != am.p {
+				if !slices.Equal(a.size, sizes[:]) || a.p != am.p {
 					t.Fatalf("arc, capacity %d, request %d: sizes %v, p = %v; model %v, p = %v", capacity, i, a.size, a.p, sizes, am.p)
 				}
 				if all := sizes[0] + sizes[1] + sizes[2] + sizes[3]; sizes[0]+sizes[2] > capacity || all > 2*capacity || len(a.index) != all {

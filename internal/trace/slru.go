@@ -13,23 +13,14 @@ import "math"
 type SLRU struct {
 	capacity, protectedCap int
 	index                  map[uint64]int32
-	// nodes[slruProbation] and nodes[slruProtected] are the sentinels of
-	// the two circular lists; every other node is in one of them.
-	nodes []slruNode
-	size  [2]int
+	lists                  // slruProbation and slruProtected
 }
 
-// The segments of an SLRU; each is also the index of its sentinel node.
+// The segments of an SLRU, as lists.
 const (
 	slruProbation = iota
 	slruProtected
 )
-
-type slruNode struct {
-	key        uint64
-	prev, next int32
-	segment    uint8
-}
 
 // NewSLRU returns an empty SLRU that holds up to capacity keys; a capacity
 // below 1 holds nothing and never hits.
@@ -43,16 +34,12 @@ func NewSLRU(capacity int) *SLRU {
 	// Preallocation is capped: a huge capacity on a short trace should not
 	// cost its full size up front.
 	prealloc := min(capacity, 1<<20)
-	c := &SLRU{
+	return &SLRU{
 		capacity:     capacity,
 		protectedCap: protected,
 		index:        make(map[uint64]int32, prealloc),
-		nodes:        make([]slruNode, 2, prealloc+2),
+		lists:        newLists(2, prealloc),
 	}
-	for s := range int32(2) {
-		c.nodes[s] = slruNode{prev: s, next: s, segment: uint8(s)}
-	}
-	return c
 }
 
 // Access requests key and reports whether it was resident. On a miss the
@@ -61,7 +48,7 @@ func (c *SLRU) Access(key uint64) bool {
 	if i, ok := c.index[key]; ok {
 		c.move(i, slruProtected)
 		if c.size[slruProtected] > c.protectedCap {
-			c.move(c.nodes[slruProtected].prev, slruProbation)
+			c.move(c.back(slruProtected), slruProbation)
 		}
 		return true
 	}
@@ -70,8 +57,7 @@ func (c *SLRU) Access(key uint64) bool {
 	}
 	var i int32
 	if len(c.index) < c.capacity {
-		c.nodes = append(c.nodes, slruNode{})
-		i = int32(len(c.nodes) - 1)
+		i = c.add(key)
 	} else {
 		// Probation is empty only if protected takes the whole capacity,
 		// which the 10% share never does; the fallback keeps the rule total.
@@ -79,11 +65,11 @@ func (c *SLRU) Access(key uint64) bool {
 		if c.size[slruProbation] == 0 {
 			from = slruProtected
 		}
-		i = c.nodes[from].prev
+		i = c.back(from)
 		c.unlink(i)
 		delete(c.index, c.nodes[i].key)
+		c.nodes[i].key = key
 	}
-	c.nodes[i].key = key
 	c.index[key] = i
 	c.push(i, slruProbation)
 	return false
@@ -91,26 +77,3 @@ func (c *SLRU) Access(key uint64) bool {
 
 // Len returns the number of resident keys.
 func (c *SLRU) Len() int { return len(c.index) }
-
-// move makes node i the MRU of segment s, taking it from its current one.
-func (c *SLRU) move(i, s int32) {
-	c.unlink(i)
-	c.push(i, s)
-}
-
-func (c *SLRU) unlink(i int32) {
-	n := &c.nodes[i]
-	c.nodes[n.prev].next = n.next
-	c.nodes[n.next].prev = n.prev
-	c.size[n.segment]--
-}
-
-func (c *SLRU) push(i, s int32) {
-	head := c.nodes[s].next
-	c.nodes[i].prev = s
-	c.nodes[i].next = head
-	c.nodes[i].segment = uint8(s)
-	c.nodes[head].prev = i
-	c.nodes[s].next = i
-	c.size[s]++
-}
