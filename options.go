@@ -96,6 +96,25 @@ type Options struct {
 	CloseGrace time.Duration
 }
 
+// Upper bounds of the Options fields, checked by New. They are far above any
+// sensible setting and exist so that a typo or an unchecked flag fails with
+// an error that names the limit, instead of exhausting memory.
+const (
+	// LimitWorkers bounds Options.Workers: each worker is a goroutine.
+	LimitWorkers = 1 << 16
+	// LimitQueueSize bounds Options.QueueSize.
+	LimitQueueSize = 1 << 24
+	// LimitInputSize bounds Options.MaxInputSize (1 GiB): every queued
+	// input is copied once.
+	LimitInputSize = 1 << 30
+	// LimitResultSize bounds Options.MaxResultSize (1 GiB).
+	LimitResultSize = 1 << 30
+	// LimitCacheBytes bounds Options.CacheBytes (1 TiB).
+	LimitCacheBytes = 1 << 40
+	// LimitCachedErrors bounds Options.MaxCachedErrors.
+	LimitCachedErrors = 1 << 24
+)
+
 const (
 	defaultQueueSize       = 1024
 	defaultMaxInputSize    = 64 << 10
