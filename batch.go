@@ -9,7 +9,8 @@ import (
 // GetMany gets the results of several inputs at once and returns them, and
 // their errors, in the order of inputs. Every missing input is queued before
 // GetMany waits for any, so the computations run in parallel. Duplicates
-// inside the batch share one entry (the later ones report Joined), and
+// inside the batch share one entry (the later ones report Joined, or Hit
+// if the first was a hit), and
 // inputs already in flight are joined. An error for one input does not fail
 // the others. If ctx ends, the inputs not yet done get ctx.Err().
 func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error) {
@@ -29,9 +30,7 @@ func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error
 			continue
 		}
 		if j, ok := first[k]; ok {
-			dupOf[i] = j
-			g.stats.request(false)
-			g.stats.joined.Add(1)
+			dupOf[i] = j // counted below, as what its first turns out to be
 			continue
 		}
 		first[k] = i
@@ -66,13 +65,21 @@ func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error
 		}
 	}
 
+	// A duplicate is a hit if its first was one, and otherwise joined the
+	// first's computation.
 	for i, j := range dupOf {
-		if j >= 0 {
-			if errs[j] != nil {
-				errs[i] = errs[j]
-			} else {
-				results[i] = Result{Value: results[j].Value, Source: Joined}
-			}
+		switch {
+		case j < 0:
+		case errs[j] != nil:
+			errs[i] = errs[j]
+			g.stats.request(false)
+		case results[j].Source == Hit:
+			results[i] = results[j]
+			g.stats.request(true)
+		default:
+			results[i] = Result{Value: results[j].Value, Source: Joined}
+			g.stats.request(false)
+			g.stats.joined.Add(1)
 		}
 	}
 	return results, errs

@@ -23,10 +23,13 @@ var (
 	// Options.MaxInputSize.
 	ErrInputTooLarge = errors.New("coalesce: input too large")
 
-	// ErrResultTooLarge is returned to the waiters of a computation whose
-	// result is longer than Options.MaxResultSize; such a result is not
-	// cached.
-	ErrResultTooLarge = errors.New("coalesce: result too large")
+	// ErrGoexit is returned to every waiter of a computation whose Func
+	// called runtime.Goexit (t.FailNow does). The Group replaces the worker
+	// that ended.
+	ErrGoexit = errors.New("coalesce: the computation called runtime.Goexit")
+
+	// ErrNotInitialized is returned by a Group that was not made by New.
+	ErrNotInitialized = errors.New("coalesce: the Group was not made by New; use coalesce.New")
 )
 
 // PanicError is the error delivered to every waiter of a computation that
@@ -38,8 +41,10 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error says what the computation panicked with. It leaves the stack out,
+// since errors travel to logs and remote clients; it is in Stack.
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("coalesce: computation panicked: %v\n\n%s", e.Value, e.Stack)
+	return fmt.Sprintf("coalesce: computation panicked: %v", e.Value)
 }
 
 // Unwrap returns the panic value if it is an error, so that errors.Is and

@@ -11,15 +11,26 @@ import (
 type flightState uint8
 
 const (
+	// queued: in the queue, waiting for a worker.
 	queued flightState = iota
+	// running: a worker is calling Func; the waiters wait.
 	running
+	// answered: the waiters have been answered (timeout, abandonment,
+	// Close), but Func has not returned. The flight stays in the wait table
+	// until it does, so that no second call of the input starts meanwhile;
+	// requests that arrive wait in its successor (next).
+	answered
+	// deferred: a successor, waiting for its predecessor's call to return.
+	// It is in neither the wait table nor the queue: its predecessor holds it.
+	deferred
+	// finished: done is closed and the flight is out of every table.
 	finished
 )
 
-// A flight is one computation in progress and everything its waiters share.
-// It is reachable from the wait table only until it finishes; afterwards the
-// waiters hold the last references, so nothing of it (the channel included)
-// outlives them.
+// A flight is one computation and everything its waiters share. It is
+// reachable from the wait table while its call may run, and from the queue
+// while it waits for a worker; afterwards the waiters hold the last
+// references, so nothing of it (the channel included) outlives them.
 type flight struct {
 	key      keyhash.Key
 	input    []byte
@@ -30,11 +41,25 @@ type flight struct {
 	// after it is closed.
 	val []byte
 	err error
+	// inherited: the result came from the predecessor's late call, so
+	// every waiter joined a computation (Source Joined).
+	inherited bool
 
 	// Guarded by the wait-table shard that holds the key.
 	state   flightState
 	waiters int
 	cancel  context.CancelFunc // set when running
+	// deleted: Delete ran while Func ran, so its result may predate the
+	// deletion: it is delivered but not cached.
+	deleted bool
+	// next is the successor of an answered flight, prev a successor's
+	// predecessor; timer bounds a successor's wait by Options.TaskTimeout.
+	next, prev *flight
+	timer      *time.Timer
+
+	// Guarded by the queue's lock: the links of the queue's list.
+	qprev, qnext *flight
+	inQueue      bool
 }
 
 // waitShards spreads the wait table over independent locks. Misses only

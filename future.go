@@ -141,9 +141,4 @@ func (fu *Future) Cancel() {
 	fu.g.leave(fu.f)
 }
 
-func (fu *Future) outcome() (Result, error) {
-	if fu.f.err != nil {
-		return Result{}, fu.f.err
-	}
-	return Result{Value: fu.f.val, Source: fu.res.Source}, nil
-}
+func (fu *Future) outcome() (Result, error) { return fu.f.outcome(fu.res.Source) }

@@ -68,6 +68,7 @@ type Group struct {
 	closed     atomic.Bool
 	closeOnce  sync.Once
 	wg         sync.WaitGroup // workers
+	stopped    chan struct{}  // closed when every worker has exited
 
 	stats counters
 }
@@ -99,6 +100,7 @@ func New(fn Func, opts Options) (*Group, error) {
 	g.waits.init()
 	g.queue.init(opts.QueueSize)
 	g.baseCtx, g.baseCancel = context.WithCancel(context.Background())
+	g.stopped = make(chan struct{})
 	g.wg.Add(opts.Workers)
 	for range opts.Workers {
 		go g.work()
@@ -139,6 +141,9 @@ func (g *Group) acquire(ctx context.Context, input []byte) (ticket, error) {
 
 // key checks a request and returns its input's key.
 func (g *Group) key(input []byte) (keyhash.Key, error) {
+	if g.fn == nil {
+		return keyhash.Key{}, ErrNotInitialized
+	}
 	if g.closed.Load() {
 		return keyhash.Key{}, ErrClosed
 	}
@@ -164,9 +169,10 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 
 	sh := g.waits.shard(k)
 	sh.mu.Lock()
-	// The gauges move under the lock, as finish and leave move them, so a
+	// The gauges move under the lock, as complete and leave move them, so a
 	// Stats call never sees them below zero.
-	if f := sh.m[k]; f != nil {
+	f := sh.m[k]
+	if f != nil && f.state != answered {
 		f.waiters++
 		g.stats.waiters.Add(1)
 		sh.mu.Unlock()
@@ -175,7 +181,7 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 		return t, nil
 	}
 	// The result may have been stored, and its flight removed, between the
-	// lookup above and taking the lock; finish does both under this lock.
+	// lookup above and taking the lock; complete does both under this lock.
 	// Contains first: the lookup above already counted this request as an
 	// access, and the policy must see one request once.
 	if g.store.Contains(k) {
@@ -192,7 +198,17 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 			return t, err
 		}
 	}
-	f := &flight{
+	if f != nil {
+		// The input's last call still runs after its waiters were answered:
+		// wait for it in its successor rather than start a second call.
+		t.f, t.res.Source = g.successorLocked(f, input)
+		sh.mu.Unlock()
+		if t.res.Source == Joined {
+			g.stats.joined.Add(1)
+		}
+		return t, nil
+	}
+	f = &flight{
 		key:      k,
 		input:    append([]byte(nil), input...),
 		queuedAt: time.Now(),
@@ -226,56 +242,86 @@ func (g *Group) wait(ctx context.Context, f *flight, src Source) (Result, error)
 			return Result{}, ctx.Err()
 		}
 	}
+	return f.outcome(src)
+}
+
+// outcome is a finished flight's answer to a waiter that joined it as src.
+func (f *flight) outcome(src Source) (Result, error) {
 	if f.err != nil {
 		return Result{}, f.err
+	}
+	if f.inherited {
+		src = Joined
 	}
 	return Result{Value: f.val, Source: src}, nil
 }
 
 // Delete removes the cached result (and any cached error) for input, and
-// reports whether a result was cached. A computation in flight for input is
-// not affected and will cache its result when it finishes.
+// reports whether a result was cached. A computation of input already
+// running when Delete is called may have read what the caller is deleting
+// for: its result still goes to its waiters, but is not cached.
 func (g *Group) Delete(input []byte) bool {
+	if g.fn == nil {
+		return false
+	}
 	k := g.hasher.Sum(input)
+	sh := g.waits.shard(k)
+	sh.mu.Lock()
+	if f := sh.m[k]; f != nil && (f.state == running || f.state == answered) {
+		f.deleted = true
+	}
+	sh.mu.Unlock()
 	if g.errs != nil {
 		g.errs.delete(k)
 	}
 	return g.store.Delete(k)
 }
 
-// Close stops accepting requests (they fail with ErrClosed), fails the
-// inputs still queued with ErrClosed, lets running computations finish
-// (cancelling their contexts after Options.CloseGrace, which answers their
-// waiters with ErrClosed at once), and returns when every goroutine the
-// Group started has exited. Calling Close again does nothing.
+// Close is Shutdown without a deadline: it returns only when every call of
+// Func has returned. Close must not be called from inside Func, which it
+// would wait for.
 func (g *Group) Close() error {
+	return g.Shutdown(context.Background())
+}
+
+// Shutdown stops accepting requests (they fail with ErrClosed), fails the
+// inputs still queued, and the requests waiting behind an overdue call,
+// with ErrClosed, lets running computations finish (cancelling their
+// contexts after Options.CloseGrace, which answers their waiters with
+// ErrClosed at once), and returns nil when every goroutine the Group
+// started has exited. If ctx ends first, Shutdown returns ctx.Err() and the
+// Group goes on closing in the background: a Func that ignores its context
+// keeps its worker until it returns. Calling Shutdown or Close again waits
+// again.
+func (g *Group) Shutdown(ctx context.Context) error {
+	if g.fn == nil {
+		return nil
+	}
 	g.closeOnce.Do(func() {
 		g.closed.Store(true)
 		for _, f := range g.queue.close() {
 			g.failQueued(f)
 		}
-		switch grace := g.opts.CloseGrace; {
-		case grace < 0:
+		g.failSuccessors()
+		if g.opts.CloseGrace < 0 {
 			g.baseCancel()
-			g.wg.Wait()
-		case grace == 0:
-			g.wg.Wait()
-		default:
-			workersDone := make(chan struct{})
-			go func() {
-				g.wg.Wait()
-				close(workersDone)
-			}()
-			timer := time.NewTimer(grace)
-			select {
-			case <-workersDone:
-				timer.Stop()
-			case <-timer.C:
-				g.baseCancel()
-				<-workersDone
-			}
 		}
-		g.baseCancel()
+		go func() {
+			if grace := g.opts.CloseGrace; grace > 0 {
+				timer := time.AfterFunc(grace, g.baseCancel)
+				g.wg.Wait()
+				timer.Stop()
+			} else {
+				g.wg.Wait()
+			}
+			g.baseCancel()
+			close(g.stopped)
+		}()
 	})
-	return nil
+	select {
+	case <-g.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

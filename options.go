@@ -52,8 +52,8 @@ type Options struct {
 	// MaxInputSize is the longest input accepted. Zero means 64 KiB.
 	MaxInputSize int
 
-	// MaxResultSize is the longest result cached. A longer result fails
-	// with ErrResultTooLarge. Zero means 64 KiB, or, for a cache too small
+	// MaxResultSize is the longest result cached. A longer result is
+	// delivered to its waiters but not cached (Stats.Uncached). Zero means 64 KiB, or, for a cache too small
 	// to hold results that large, the largest the cache can hold.
 	MaxResultSize int
 
@@ -128,25 +128,32 @@ func (o Options) withDefaults() (Options, error) {
 	bad := func(field string, v any, allowed string) error {
 		return fmt.Errorf("coalesce: Options.%s is %v; %s", field, v, allowed)
 	}
+	type field struct {
+		name  string
+		v     int64
+		limit int64
+		zero  string
+		unit  string // " bytes" for a size
+	}
+	for _, f := range []field{
+		{"Workers", int64(o.Workers), LimitWorkers, "zero for GOMAXPROCS", ""},
+		{"QueueSize", int64(o.QueueSize), LimitQueueSize, "zero for 1024", ""},
+		{"MaxInputSize", int64(o.MaxInputSize), LimitInputSize, "zero for 64 KiB", " bytes"},
+		{"MaxResultSize", int64(o.MaxResultSize), LimitResultSize, "zero for 64 KiB", " bytes"},
+		{"CacheBytes", o.CacheBytes, LimitCacheBytes, "zero for 1 GiB", " bytes"},
+		{"MaxCachedErrors", int64(o.MaxCachedErrors), LimitCachedErrors, "zero for 4096", ""},
+	} {
+		if f.v < 0 || f.v > f.limit {
+			return o, bad(f.name, f.v, fmt.Sprintf("it must be from 1 to %s, or %s", humanSize(f.limit, f.unit != ""), f.zero))
+		}
+	}
 	switch {
-	case o.Workers < 0:
-		return o, bad("Workers", o.Workers, "it must be positive, or zero for GOMAXPROCS")
-	case o.QueueSize < 0:
-		return o, bad("QueueSize", o.QueueSize, "it must be positive, or zero for 1024")
-	case o.MaxInputSize < 0:
-		return o, bad("MaxInputSize", o.MaxInputSize, "it must be positive, or zero for 64 KiB")
-	case o.MaxResultSize < 0:
-		return o, bad("MaxResultSize", o.MaxResultSize, "it must be positive, or zero for 64 KiB")
-	case o.CacheBytes < 0:
-		return o, bad("CacheBytes", o.CacheBytes, "it must be positive, or zero for 1 GiB")
 	case o.Policy != S3FIFO && o.Policy != LRU:
 		return o, bad("Policy", o.Policy, "use S3FIFO or LRU")
 	case o.TaskTimeout < 0:
 		return o, bad("TaskTimeout", o.TaskTimeout, "it must be positive, or zero for no timeout")
 	case o.ErrorTTL < 0:
 		return o, bad("ErrorTTL", o.ErrorTTL, "it must be positive, or zero to never cache errors")
-	case o.MaxCachedErrors < 0:
-		return o, bad("MaxCachedErrors", o.MaxCachedErrors, "it must be positive, or zero for 4096")
 	case o.Secret != nil && len(o.Secret) != keyhash.SecretSize:
 		return o, bad("Secret", fmt.Sprintf("%d bytes long", len(o.Secret)), fmt.Sprintf("it must be exactly %d bytes, or nil for a random one", keyhash.SecretSize))
 	}
@@ -169,4 +176,20 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxCachedErrors = defaultMaxCachedErrors
 	}
 	return o, nil
+}
+
+// humanSize writes a limit in binary units when it is a round one.
+func humanSize(n int64, bytes bool) string {
+	if !bytes {
+		return fmt.Sprint(n)
+	}
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s (%d bytes)", n>>u.shift, u.name, n)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -15,7 +15,8 @@ type Stats struct {
 	Requests     uint64 // Get and Start calls, and inputs of GetMany
 	Hits         uint64 // requests answered from the cache
 	Joined       uint64 // requests that waited for another's computation
-	Computed     uint64 // computations that succeeded and were cached
+	Computed     uint64 // computations that returned a result
+	Uncached     uint64 // results delivered but not cached: over Options.MaxResultSize
 	Errors       uint64 // computations that failed (panics and timeouts included)
 	Panics       uint64 // computations that panicked
 	Timeouts     uint64 // computations that exceeded Options.TaskTimeout
@@ -31,6 +32,11 @@ type Stats struct {
 	InFlight   int   // computations queued or running
 	Queued     int   // computations waiting for a worker
 	Waiters    int   // callers and Futures waiting for a computation
+	// Overdue counts calls of Func still running after their waiters were
+	// answered (TaskTimeout, abandonment, Close). A call that ignores its
+	// context stays here until it returns, holding its worker: a value that
+	// stays above zero names a hung function.
+	Overdue int
 
 	QueueWait   Latency // from queueing a computation to a worker starting it
 	ComputeTime Latency // time spent in Func
@@ -45,6 +51,9 @@ type Latency struct {
 
 // Stats returns a snapshot of the Group's counters.
 func (g *Group) Stats() Stats {
+	if g.fn == nil {
+		return Stats{}
+	}
 	c := &g.stats
 	var others, hits uint64
 	for i := range c.stripes {
@@ -57,6 +66,7 @@ func (g *Group) Stats() Stats {
 		Hits:         hits,
 		Joined:       c.joined.Load(),
 		Computed:     c.computed.Load(),
+		Uncached:     c.uncached.Load(),
 		Errors:       c.errors.Load(),
 		Panics:       c.panics.Load(),
 		Timeouts:     c.timeouts.Load(),
@@ -71,6 +81,7 @@ func (g *Group) Stats() Stats {
 		InFlight:     int(c.inFlight.Load()),
 		Queued:       g.queue.length(),
 		Waiters:      int(c.waiters.Load()),
+		Overdue:      int(c.overdue.Load()),
 		QueueWait:    latency(c.queueWait.Summary()),
 		ComputeTime:  latency(c.computeTime.Summary()),
 	}
@@ -97,7 +108,8 @@ type counters struct {
 
 	joined, computed, errors, panics, timeouts atomic.Uint64
 	cachedErrors, overloaded, abandoned, peeks atomic.Uint64
-	inFlight, waiters                          atomic.Int64
+	uncached                                   atomic.Uint64
+	inFlight, waiters, overdue                 atomic.Int64
 	queueWait, computeTime                     histogram.Histogram
 }
 

@@ -1,6 +1,7 @@
 package coalesce
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,18 +10,18 @@ import (
 	"time"
 )
 
-// queue is the FIFO of flights waiting for a worker. It holds each distinct
-// input once; identical requests join the flight instead. A flight abandoned
-// while queued stays in the slice until a worker pops and skips it, but it
-// stops counting against the limit at once.
+// queue is the FIFO of flights waiting for a worker: an intrusive doubly
+// linked list, so that a flight abandoned while queued leaves it at once
+// (its input with it), nothing is ever copied under the lock, and the
+// memory held is exactly the flights in line. It holds each distinct input
+// once; identical requests join the flight instead.
 type queue struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	items  []*flight
-	head   int
-	live   int // queued flights not yet started or abandoned
-	limit  int
-	closed bool
+	mu         sync.Mutex
+	cond       sync.Cond
+	head, tail *flight // head is popped next
+	n          int
+	limit      int
+	closed     bool
 }
 
 func (q *queue) init(limit int) {
@@ -36,13 +37,53 @@ func (q *queue) push(f *flight, block bool) error {
 	if q.closed {
 		return ErrClosed
 	}
-	if !block && q.live >= q.limit {
-		return fmt.Errorf("%w (%d inputs queued; Options.QueueSize is %d)", ErrOverloaded, q.live, q.limit)
+	if !block && q.n >= q.limit {
+		return fmt.Errorf("%w (%d inputs queued; Options.QueueSize is %d)", ErrOverloaded, q.n, q.limit)
 	}
-	q.items = append(q.items, f)
-	q.live++
-	q.cond.Signal()
+	q.link(f, false)
 	return nil
+}
+
+// pushFront puts f first in line whatever the limit: it is a successor
+// whose waiters were admitted while its predecessor ran, and have waited
+// for a worker already. It fails only with ErrClosed.
+func (q *queue) pushFront(f *flight) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	q.link(f, true)
+	return nil
+}
+
+func (q *queue) link(f *flight, front bool) {
+	switch {
+	case q.head == nil:
+		q.head, q.tail = f, f
+	case front:
+		f.qnext, q.head.qprev, q.head = q.head, f, f
+	default:
+		f.qprev, q.tail.qnext, q.tail = q.tail, f, f
+	}
+	f.inQueue = true
+	q.n++
+	q.cond.Signal()
+}
+
+func (q *queue) unlink(f *flight) {
+	if f.qprev != nil {
+		f.qprev.qnext = f.qnext
+	} else {
+		q.head = f.qnext
+	}
+	if f.qnext != nil {
+		f.qnext.qprev = f.qprev
+	} else {
+		q.tail = f.qprev
+	}
+	f.qprev, f.qnext, f.inQueue = nil, nil, false
+	q.n--
 }
 
 // pop blocks until a flight is queued and returns it, or returns nil once
@@ -50,36 +91,34 @@ func (q *queue) push(f *flight, block bool) error {
 func (q *queue) pop() *flight {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for {
-		if q.head < len(q.items) {
-			f := q.items[q.head]
-			q.items[q.head] = nil
-			q.head++
-			if q.head == len(q.items) {
-				q.items, q.head = q.items[:0], 0
-			}
-			return f
-		}
+	for q.head == nil {
 		if q.closed {
 			return nil
 		}
 		q.cond.Wait()
 	}
+	f := q.head
+	q.unlink(f)
+	return f
 }
 
-// leave records that a queued flight started or was abandoned. The caller
-// holds the flight's wait-shard lock and has just moved it out of queued, so
-// each flight leaves exactly once.
-func (q *queue) leave() {
+// remove takes f out of the queue and reports whether it was still there:
+// false means a worker has popped it and will find it no longer queued.
+// The caller holds f's wait-shard lock.
+func (q *queue) remove(f *flight) bool {
 	q.mu.Lock()
-	q.live--
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	if !f.inQueue {
+		return false
+	}
+	q.unlink(f)
+	return true
 }
 
 func (q *queue) length() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.live
+	return q.n
 }
 
 // close stops the queue and returns the flights still in it.
@@ -87,9 +126,12 @@ func (q *queue) close() []*flight {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	rest := append([]*flight(nil), q.items[q.head:]...)
-	clear(q.items)
-	q.items, q.head = nil, 0
+	var rest []*flight
+	for q.head != nil {
+		f := q.head
+		q.unlink(f)
+		rest = append(rest, f)
+	}
 	q.cond.Broadcast()
 	return rest
 }
@@ -110,7 +152,7 @@ func (g *Group) work() {
 func (g *Group) run(f *flight) {
 	sh := g.waits.shard(f.key)
 	sh.mu.Lock()
-	if f.state != queued { // abandoned or failed by Close while queued
+	if f.state != queued { // abandoned, or failed by Close, after the pop
 		sh.mu.Unlock()
 		return
 	}
@@ -123,23 +165,45 @@ func (g *Group) run(f *flight) {
 		ctx, cancel = context.WithCancel(g.baseCtx)
 	}
 	f.cancel = cancel
-	g.queue.leave()
 	sh.mu.Unlock()
 	defer cancel()
 	g.stats.queueWait.Record(time.Since(f.queuedAt))
+	if ctx.Err() != nil {
+		// Close cancelled everything between the pop and now: a function
+		// handed a dead context could only fail, or ignore it and run on.
+		g.complete(f, nil, g.contextFailure(ctx))
+		return
+	}
 
 	// When the context ends (timeout, Close's grace expiring, or the last
 	// waiter leaving), the waiters are answered at once, even if fn does not
-	// return for a while. The callback runs in a goroutine of its own; the
+	// return for a while; the flight keeps its place in the wait table
+	// until fn returns. The callback runs in a goroutine of its own; the
 	// worker waits for it below so that Close never leaves one behind.
 	callbackDone := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(callbackDone)
-		g.finish(f, nil, g.contextFailure(ctx))
+		g.answer(f, g.contextFailure(ctx))
 	})
 
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// fn called runtime.Goexit (t.FailNow, say): recover cannot stop
+		// it, so this goroutine ends once its deferred calls have run. Its
+		// waiters learn why, and a new worker takes its place.
+		if !stop() {
+			<-callbackDone
+		}
+		g.complete(f, nil, fmt.Errorf("%w", ErrGoexit))
+		g.wg.Add(1) // this goroutine has not called Done yet, so Close still waits
+		go g.work()
+	}()
 	start := time.Now()
 	val, err := g.call(ctx, f.input)
+	returned = true
 	g.stats.computeTime.Record(time.Since(start))
 	if !stop() {
 		<-callbackDone
@@ -147,7 +211,7 @@ func (g *Group) run(f *flight) {
 	if err != nil && ctx.Err() != nil {
 		err = g.contextFailure(ctx)
 	}
-	g.finish(f, val, err)
+	g.complete(f, val, err)
 }
 
 // call runs fn, turning a panic into a *PanicError.
@@ -171,38 +235,158 @@ func (g *Group) contextFailure(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// finish delivers the outcome of a running flight, unless another path (a
-// timeout, Close, the last waiter leaving) already did. A result is stored
-// in the cache before the flight leaves the wait table, both under the
-// shard lock, so a request arriving in between finds one or the other and
-// never starts a second computation.
-func (g *Group) finish(f *flight, val []byte, err error) {
+// answer delivers err to a running flight's waiters before its function
+// has returned (a timeout, Close's grace, or the last waiter leaving). The
+// flight stays in the wait table, answered, until complete: the call still
+// runs, and a second one must not start beside it.
+func (g *Group) answer(f *flight, err error) {
 	sh := g.waits.shard(f.key)
 	sh.mu.Lock()
 	if f.state != running {
 		sh.mu.Unlock()
 		return
 	}
-	f.state = finished
+	g.countFailure(err)
+	if g.errs != nil && cacheable(err) {
+		g.errs.put(f.key, err)
+	}
+	f.err = err
+	g.answerLocked(f)
+	sh.mu.Unlock()
+	close(f.done)
+}
+
+// answerLocked moves a running flight to answered: its waiters stop
+// counting, and it counts as overdue until its function returns. The
+// caller holds the shard lock and closes f.done after releasing it.
+func (g *Group) answerLocked(f *flight) {
+	f.state = answered
+	g.stats.inFlight.Add(-1)
+	g.stats.overdue.Add(1)
+	g.stats.waiters.Add(-int64(f.waiters))
+	f.waiters = 0
+}
+
+// cacheable reports whether Options.ErrorTTL keeps err: failures of the
+// computation do, cancellations by callers or Close do not.
+func cacheable(err error) bool {
+	return !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled)
+}
+
+// complete handles the return of a flight's function (or its failure to
+// start). A result is stored in the cache before the flight leaves the
+// wait table, both under the shard lock, so a request arriving in between
+// finds one or the other and never starts a second computation. If the
+// waiters were answered already (the flight is answered), a result still
+// fills the cache, and the successor's waiters, if any, get it; without a
+// result, the successor is queued first in line.
+func (g *Group) complete(f *flight, val []byte, err error) {
 	if err == nil {
-		if len(val) > g.opts.MaxResultSize {
-			err = fmt.Errorf("%w: %d bytes; Options.MaxResultSize is %d", ErrResultTooLarge, len(val), g.opts.MaxResultSize)
-		} else if serr := g.store.Set(f.key, val); serr != nil {
-			err = fmt.Errorf("%w: the cache refused it: %v", ErrResultTooLarge, serr)
-		}
+		// The function may reuse its buffer, and callers may append to the
+		// Value they share: each gets the exact-size copy, no spare capacity.
+		val = bytes.Clone(val)
+		val = val[:len(val):len(val)]
+	}
+	sh := g.waits.shard(f.key)
+	sh.mu.Lock()
+	late := f.state == answered
+	if !late && f.state != running {
+		sh.mu.Unlock()
+		return
 	}
 	if err == nil {
 		g.stats.computed.Add(1)
-	} else {
+		g.storeLocked(f, val)
+	} else if !late {
 		g.countFailure(err)
-		if g.errs != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+		if g.errs != nil && cacheable(err) {
 			g.errs.put(f.key, err)
 		}
 	}
+	if sh.m[f.key] == f {
+		delete(sh.m, f.key)
+	}
+	if late {
+		g.stats.overdue.Add(-1)
+		f.state = finished
+		succ := f.next
+		f.next = nil
+		if succ == nil {
+			sh.mu.Unlock()
+			return
+		}
+		succ.prev = nil
+		if succ.timer != nil {
+			succ.timer.Stop()
+		}
+		if err == nil && !f.deleted {
+			succ.val, succ.inherited = val, true
+			g.finishLocked(succ)
+			sh.mu.Unlock()
+			close(succ.done)
+			return
+		}
+		g.startSuccessorLocked(sh, succ)
+		sh.mu.Unlock()
+		return
+	}
+	f.state = finished
 	f.val, f.err = val, err
-	g.removeLocked(sh, f)
+	g.stats.inFlight.Add(-1)
+	g.stats.waiters.Add(-int64(f.waiters))
+	f.waiters = 0
 	sh.mu.Unlock()
 	close(f.done)
+}
+
+// storeLocked caches a result, unless Delete ran during its computation or
+// the cache will not take it: then it is delivered uncached.
+func (g *Group) storeLocked(f *flight, val []byte) {
+	if f.deleted {
+		return
+	}
+	if len(val) > g.opts.MaxResultSize || g.store.Set(f.key, val) != nil {
+		g.stats.uncached.Add(1)
+		return
+	}
+	if g.errs != nil {
+		g.errs.delete(f.key)
+	}
+}
+
+// finishLocked answers a flight that is out of the wait table and the
+// queue: its waiters stop counting. The caller holds the shard lock and
+// closes f.done after releasing it.
+func (g *Group) finishLocked(f *flight) {
+	f.state = finished
+	g.stats.waiters.Add(-int64(f.waiters))
+	f.waiters = 0
+}
+
+// startSuccessorLocked puts a successor whose predecessor returned without
+// a usable result in the wait table and first in the queue, unless an
+// error cached meanwhile (Options.ErrorTTL) answers it. The caller holds
+// the shard lock.
+func (g *Group) startSuccessorLocked(sh *waitShard, s *flight) {
+	if g.errs != nil {
+		if err := g.errs.get(s.key); err != nil {
+			g.stats.cachedErrors.Add(uint64(s.waiters))
+			s.err = err
+			g.finishLocked(s)
+			close(s.done)
+			return
+		}
+	}
+	s.state = queued
+	s.queuedAt = time.Now()
+	if err := g.queue.pushFront(s); err != nil {
+		s.err = fmt.Errorf("%w: the input was waiting for an earlier call of it", err)
+		g.finishLocked(s)
+		close(s.done)
+		return
+	}
+	sh.m[s.key] = s
+	g.stats.inFlight.Add(1)
 }
 
 func (g *Group) countFailure(err error) {
@@ -216,22 +400,11 @@ func (g *Group) countFailure(err error) {
 	}
 }
 
-// removeLocked takes a finished flight out of the wait table; its remaining
-// waiters stop counting. The caller holds sh.mu.
-func (g *Group) removeLocked(sh *waitShard, f *flight) {
-	if sh.m[f.key] == f {
-		delete(sh.m, f.key)
-		g.stats.inFlight.Add(-1)
-	}
-	g.stats.waiters.Add(-int64(f.waiters))
-	f.waiters = 0
-}
-
 // leave is called by a waiter whose context ended before the result came.
 func (g *Group) leave(f *flight) {
 	sh := g.waits.shard(f.key)
 	sh.mu.Lock()
-	if f.state == finished {
+	if f.state == finished || f.state == answered {
 		sh.mu.Unlock()
 		return
 	}
@@ -243,15 +416,25 @@ func (g *Group) leave(f *flight) {
 	}
 	// Nobody is left to receive the result: free the worker (or the queue
 	// slot) for work somebody is waiting for.
-	if f.state == queued {
-		g.queue.leave()
-	} else {
-		f.cancel()
-	}
-	f.state = finished
-	f.err = context.Canceled
-	g.removeLocked(sh, f)
 	g.stats.abandoned.Add(1)
+	f.err = context.Canceled
+	switch f.state {
+	case queued:
+		g.queue.remove(f) // if a worker popped it already, run skips it
+		delete(sh.m, f.key)
+		g.stats.inFlight.Add(-1)
+		f.state = finished
+	case running:
+		// The call counts as running until fn returns (complete).
+		g.answerLocked(f)
+		f.cancel()
+	case deferred:
+		f.prev.next, f.prev = nil, nil
+		if f.timer != nil {
+			f.timer.Stop()
+		}
+		f.state = finished
+	}
 	sh.mu.Unlock()
 	close(f.done)
 }
@@ -264,10 +447,10 @@ func (g *Group) failQueued(f *flight) {
 		sh.mu.Unlock()
 		return
 	}
-	f.state = finished
 	f.err = fmt.Errorf("%w: the input was still queued", ErrClosed)
-	g.queue.leave()
-	g.removeLocked(sh, f)
+	delete(sh.m, f.key)
+	g.stats.inFlight.Add(-1)
+	g.finishLocked(f)
 	sh.mu.Unlock()
 	close(f.done)
 }
