@@ -4,6 +4,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +27,10 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitInterrupted is the shell's status for a process ended by Ctrl-C
+// (128 + SIGINT), so that a script can tell an interruption from a failure.
+const exitInterrupted = 130
+
 // run is main without the exit, so that tests can drive it.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -37,7 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, c := range commands {
 		if c.name == args[0] {
 			if err := c.run(args[1:], stdout, stderr); err != nil {
+				// The one place a command's error is printed: a command
+				// that also printed it would show it twice.
 				fmt.Fprintf(stderr, "coalesce %s: %v\n", c.name, err)
+				if errors.Is(err, context.Canceled) {
+					return exitInterrupted
+				}
 				return 1
 			}
 			return 0

@@ -50,6 +50,8 @@ type designParams struct {
 	workers      int
 	cacheEntries int // CacheBytes divided by the size of an entry
 	cacheBytes   int64
+	maxInput     int // the longest input of the stream
+	output       int // the size of every result
 }
 
 // designSpec names a design and builds it.

@@ -17,16 +17,30 @@ type coalesceGroup struct {
 }
 
 func newCoalesce(p designParams) (design, error) {
-	g, err := coalesce.New(coalesce.Func(p.task), coalesce.Options{
+	opts := coalesce.Options{
 		Workers:       p.workers,
 		CacheBytes:    p.cacheBytes,
 		BlockWhenFull: true,
-	})
+	}
+	// Beyond the library's 64 KiB defaults every request would fail, where
+	// the other designs accept any size. Below them the defaults stay, as
+	// a user would leave them (the result limit shapes the store's layout).
+	if p.maxInput > libraryDefaultSize {
+		opts.MaxInputSize = p.maxInput
+	}
+	if p.output > libraryDefaultSize {
+		opts.MaxResultSize = p.output
+	}
+	g, err := coalesce.New(coalesce.Func(p.task), opts)
 	if err != nil {
 		return nil, err
 	}
 	return &coalesceGroup{g: g}, nil
 }
+
+// libraryDefaultSize is the default of Options.MaxInputSize and
+// MaxResultSize, as documented there.
+const libraryDefaultSize = 64 << 10
 
 func (d *coalesceGroup) get(ctx context.Context, input []byte) ([]byte, Kind, error) {
 	res, err := d.g.Get(ctx, input)

@@ -37,12 +37,7 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 		computed[idx].Add(1)
 		return w.compute(ctx, idx)
 	}
-	d, err := spec.build(designParams{
-		task:         task,
-		workers:      cfg.Workers,
-		cacheEntries: max(int(cfg.CacheBytes/int64(cfg.OutputSize+entryOverhead)), 1),
-		cacheBytes:   cfg.CacheBytes,
-	})
+	d, err := spec.build(paramsOf(cfg, task))
 	if err != nil {
 		return Result{}, err
 	}
@@ -113,6 +108,34 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 		return res, fmt.Errorf("%d requests failed or returned a wrong result", res.Errors)
 	}
 	return res, nil
+}
+
+func paramsOf(cfg Config, task taskFunc) designParams {
+	return designParams{
+		task:         task,
+		workers:      cfg.Workers,
+		cacheEntries: max(int(cfg.CacheBytes/int64(cfg.OutputSize+entryOverhead)), 1),
+		cacheBytes:   cfg.CacheBytes,
+		maxInput:     cfg.InputMax,
+		output:       cfg.OutputSize,
+	}
+}
+
+// checkDesigns builds and closes each design once, so that a configuration
+// one of them rejects (a result too large for the library's cache) fails
+// before the first run rather than after the runs of the designs before it.
+func checkDesigns(cfg Config) error {
+	noTask := func(context.Context, []byte) ([]byte, error) { return nil, nil }
+	for _, name := range cfg.Designs {
+		spec, _ := lookupDesign(name)
+		d, err := spec.build(paramsOf(cfg, noTask))
+		if err != nil {
+			return fmt.Errorf("--output %d with --cache-mib %d: design %s rejects them (%w): raise --cache-mib or lower --output",
+				cfg.OutputSize, cfg.CacheBytes>>20, name, err)
+		}
+		d.close()
+	}
+	return nil
 }
 
 // sleep waits for d or until ctx is done, reporting whether d elapsed.

@@ -26,10 +26,12 @@ type send struct {
 func fixedWorkload(t *testing.T, agents, inFlight int, sends []send) (Config, *workload) {
 	t.Helper()
 	cfg := Config{Agents: agents, InFlight: inFlight, Workers: 1, Duration: time.Hour, TaskDist: "fixed"}.Defaults()
-	cfg.TaskMin, cfg.TaskMax = 0, 0
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// Tasks of no time, which Validate rejects because the arrival rate
+	// derives from them; this stream has no arrival times to derive.
+	cfg.TaskMin, cfg.TaskMax = 0, 0
 	sample, err := durationSampler(cfg.TaskDist, 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -240,18 +242,32 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Agents: -1}, "agents"},
-		{Config{ZipfS: 0.5}, "zipf exponent"},
-		{Config{Task: "gpu"}, `task is "gpu"`},
+		{Config{Agents: -1}, "--agents -1: allowed 1 to 65536"},
+		{Config{ZipfS: 0.5}, "--zipf 0.5"},
+		{Config{Task: "gpu"}, `--task "gpu"`},
 		{Config{TaskDist: "pareto"}, "pareto"},
-		{Config{TaskMin: 30 * time.Millisecond, TaskMax: 10 * time.Millisecond}, "task durations"},
+		{Config{TaskMin: 30 * time.Millisecond, TaskMax: 10 * time.Millisecond}, "--task-max 10ms: at least --task-min (30ms)"},
 		{Config{Designs: []string{"nope"}}, `unknown design "nope"`},
-		{Config{InFlight: 5}, "in-flight is 5"},
+		{Config{Designs: []string{"user", "user"}}, `"user" is listed twice`},
+		{Config{InFlight: 5}, "--agents 20 with --in-flight 5"},
 		{Config{InputMin: 8, InputMax: 9}, "header"},
+		{Config{Workers: 1 << 20}, "--workers 1048576: allowed 1 to 65536"},
+		{Config{CacheBytes: 1 << 40}, "--cache-mib 1048576: allowed 1 to 65536"},
+		{Config{OutputSize: 1 << 31}, "--output 2147483648: allowed 1 to 1073741824"},
+		{Config{OutputSize: 1 << 30}, "the simulator allows 2 GiB"},
+		{Config{Rate: 1e-9}, "at least 1 is needed"},
+		{Config{Rate: 1e9}, "at most 20000000 are allowed"},
+		{Config{TaskMax: 1000 * time.Hour}, "--task-max 1000h0m0s: allowed above 0 and at most 1m0s"},
+		{Config{TraceKeys: []uint64{1, 2, 3, 4, 5, 1, 2}, InputMin: 16, InputMax: 1 << 29}, "--trace (5 distinct keys)"},
 	} {
 		err := tt.cfg.Defaults().Validate()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("Validate(%+v) = %v; want an error mentioning %q", tt.cfg, err, tt.want)
+			t.Errorf("Validate = %v; want an error mentioning %q", err, tt.want)
 		}
+	}
+	// A long trace over few keys holds only those keys' inputs.
+	few := Config{TraceKeys: make([]uint64, 100_000), InputMin: 16, InputMax: 1 << 29}
+	if err := few.Defaults().Validate(); err != nil {
+		t.Errorf("a trace of one key with 512 MiB inputs: %v; want it accepted", err)
 	}
 }

@@ -120,10 +120,28 @@ func sig3(v float64) string {
 
 func bytesString(n int64) string {
 	switch {
+	case n >= 1<<40 && n%(1<<40) == 0:
+		return fmt.Sprintf("%d TiB", n>>40)
 	case n >= 1<<30 && n%(1<<30) == 0:
 		return fmt.Sprintf("%d GiB", n>>30)
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// approxBytes formats n in the largest binary unit it reaches, with three
+// significant digits.
+func approxBytes(n int64) string {
+	switch {
+	case n >= 1<<40:
+		return sig3(float64(n)/(1<<40)) + " TiB"
+	case n >= 1<<30:
+		return sig3(float64(n)/(1<<30)) + " GiB"
+	case n >= 1<<20:
+		return sig3(float64(n)/(1<<20)) + " MiB"
+	case n >= 1<<10:
+		return sig3(float64(n)/(1<<10)) + " KiB"
 	}
 	return fmt.Sprintf("%d B", n)
 }
