@@ -273,19 +273,21 @@ func isText(b []byte) bool {
 
 // looksOracle checks the records that head holds whole (at most 64): each
 // next-access time must be -1 (no next access), INT64_MAX (libCacheSim's
-// other spelling of it) or a positive count below 2^48. Read as oracle
-// records, cache2k's integers put a key's low byte into the top byte of that
-// field, which almost never passes.
+// other spelling of it) or a count from 0 to 2^48, and some record must
+// have a size (all-zero input is read as cache2k, whose reading keeps its
+// requests). Read as oracle records, cache2k's integers put the low 16 bits
+// of every sixth key into the top bytes of that field, which passes only
+// when they are 0.
 func looksOracle(head []byte) bool {
 	n := min(len(head)/oracleRecord, 64)
-	if n < 1 {
-		return false
-	}
+	sized := false
 	for i := range n {
-		v := int64(binary.LittleEndian.Uint64(head[i*oracleRecord+16:]))
-		if v != -1 && v != math.MaxInt64 && (v <= 0 || v >= 1<<48) {
+		rec := head[i*oracleRecord:]
+		v := int64(binary.LittleEndian.Uint64(rec[16:]))
+		if v != -1 && v != math.MaxInt64 && (v < 0 || v > 1<<48) {
 			return false
 		}
+		sized = sized || binary.LittleEndian.Uint32(rec[12:]) != 0
 	}
-	return true
+	return sized
 }

@@ -144,7 +144,7 @@ func TestReadLimit(t *testing.T) {
 	}
 	// One record may claim more than the limit; it fails at the limit, not
 	// after expanding the whole run.
-	if _, err := readFormat([]byte("0 2147483647 0 0\n"), FormatARC); err == nil || !strings.Contains(err.Error(), "more than 10 requests") {
+	if _, err := readFormat([]byte("0 2147483647 0 0\n"), FormatARC); !errors.Is(err, ErrTooManyRequests) || !strings.Contains(err.Error(), "more than 10") {
 		t.Fatalf("an ARC run beyond the limit: %v", err)
 	}
 }

@@ -212,6 +212,10 @@ func (t *Reader) Close() error {
 // million requests.
 const MaxRequests = maxRequests
 
+// ErrTooManyRequests is matched by the error of a trace longer than
+// MaxRequests.
+var ErrTooManyRequests = errors.New("too many requests")
+
 // readLimit is MaxRequests, lowered by tests that check the limit.
 var readLimit = MaxRequests
 
@@ -239,7 +243,7 @@ func (t *Reader) ReadAll() ([]uint64, error) {
 			return nil, err
 		}
 		if len(keys) == readLimit {
-			return nil, fmt.Errorf("more than %d requests, the most a replay holds in memory (trace.MaxRequests); replay a prefix of the trace", readLimit)
+			return nil, fmt.Errorf("%w: more than %d, the most a replay holds in memory (trace.MaxRequests); replay a prefix of the trace", ErrTooManyRequests, readLimit)
 		}
 		keys = append(keys, k)
 	}
