@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/coalesce-go/coalesce/cmd/coalesce/internal/replay"
+	"github.com/coalesce-go/coalesce/internal/trace"
 )
 
 func init() {
@@ -32,7 +33,43 @@ of this project's store (ours), an exact LRU, otter v2 and Belady's optimal
 default: arc (Megiddo and Modha's ARC), slru (segmented LRU, 10% protected)
 and clock (CLOCK, one reference bit).
 
+Trace files may be plain, gzip, xz or zstd (told by their content). --format
+says how to read them; auto, the default, decides from each file's name and
+content and says on stderr what it chose:
+
+  keys           this project's format: one unsigned decimal key per line
+  lirs           the LIRS traces: one block number per line; "*" lines (the
+                 LIRS simulator's breakpoints) and blank lines are skipped
+  arc            the ARC traces (*.lis): lines "START COUNT x x", each read as
+                 COUNT requests for blocks START, START+1, ...
+  cache2k        the cache2k traces: 4-byte big-endian integers
+  oraclegeneral  libCacheSim's binary format: 24-byte little-endian records
+                 (time, object id, size, next access); the key is the object
+                 id, and records of size 0 are skipped, as libCacheSim does
+
+Where to download the traces (docs/HITRATIO.md measures these):
+
+  LIRS (cs, gli, loop, multi1, ps, ...) and cache2k (orm-busy, web07, ...):
+    Caffeine's simulator resources, lirs/*.trace.gz and cache2k/*.trace.xz in
+    https://github.com/ben-manes/caffeine/tree/master/simulator/src/main/resources/com/github/benmanes/caffeine/cache/simulator/parser
+    (cache2k's own copies: https://github.com/cache2k/cache2k-benchmark);
+    cloud_physics/w106.trace.xz there is in the cache2k format too
+  ARC (OLTP, P1-P14, S1-S3, DS1, ...), zstd-compressed *.lis.zst:
+    https://github.com/moka-rs/cache-trace/tree/main/arc (cite the ARC paper,
+    Megiddo and Modha, FAST 2003, as the traces' release asks)
+  libCacheSim's datasets in oracleGeneral (CloudPhysics, MSR, Twitter,
+  Meta, Wikimedia, Tencent, Alibaba, ...), zstd-compressed:
+    https://github.com/cacheMon/cache_dataset lists them; the files are at
+    https://ftp.pdl.cmu.edu/pub/datasets/twemcacheWorkload/cacheDatasets/ and
+    https://huggingface.co/datasets/1a1a11a/cache_dataset_oracleGeneral
+
 `
+
+// maxCacheSize bounds --sizes: no trace is longer than trace.MaxRequests,
+// so a larger cache never evicts, while the store replayed as ours sizes
+// its tables from the number (2^31 entries took 4 s and 500 MB before the
+// first request).
+const maxCacheSize = trace.MaxRequests
 
 // traceFlags are the parsed arguments of the trace command.
 type traceFlags struct {
@@ -54,6 +91,11 @@ func runTrace(args []string, stdout, stderr io.Writer) error {
 	}
 	if !tf.quiet {
 		tf.opts.Progress = stderr
+		for _, w := range tf.workloads {
+			if w.Detected != "" {
+				fmt.Fprintf(stderr, "%s: read as %s (--format auto: %s)\n", w.Name, w.Format, w.Detected)
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -96,15 +138,27 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 	fs.BoolVar(&tf.markdown, "markdown", false, "print the table in Markdown")
 	fs.StringVar(&tf.chartDir, "chart", "", "write one PNG chart per workload (hit ratio against size) into `DIR`")
 	fs.BoolVar(&tf.quiet, "quiet", false, "do not report progress on stderr")
-	fs.Usage = func() {
+	format := fs.String("format", "auto", "how to read trace files: auto, "+strings.Join(formatNames(), ", ")+" (see above)")
+	// The flag package prints a bad flag's error and then the whole usage;
+	// the error alone, printed once by main, is clearer, and -h still
+	// prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	printUsage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprint(stderr, traceUsage, replay.SyntaxHelp, "\n\nflags:\n")
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 
 	var args2 []string
 	for rest := args; len(rest) > 0; {
 		if err := fs.Parse(rest); err != nil {
-			return tf, err
+			if errors.Is(err, flag.ErrHelp) {
+				printUsage()
+				return tf, err
+			}
+			return tf, fmt.Errorf("%v (see coalesce trace -h)", err)
 		}
 		left := fs.Args()
 		if n := len(rest) - len(left); n > 0 && rest[n-1] == "--" {
@@ -118,8 +172,7 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 		rest = left
 	}
 	if len(args2) == 0 {
-		fs.Usage()
-		return tf, errors.New("no workload given: name trace files or synthetic workloads such as zipf:0.9")
+		return tf, errors.New("no workload given: name trace files or synthetic workloads such as zipf:0.9 (see coalesce trace -h)")
 	}
 	if tf.opts.Parallel < 0 {
 		return tf, fmt.Errorf("--parallel %d is not allowed: use 0 (all cores) or more", tf.opts.Parallel)
@@ -127,12 +180,23 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 
 	if *sizes != "" {
 		for _, f := range strings.Split(*sizes, ",") {
-			n, err := strconv.ParseUint(strings.ReplaceAll(strings.TrimSpace(f), "_", ""), 10, 31)
-			if err != nil || n == 0 {
-				return tf, fmt.Errorf("--sizes: %q is not a cache size: sizes are whole numbers of entries from 1 to %d, separated by commas", f, 1<<31-1)
+			n, err := strconv.ParseUint(strings.ReplaceAll(strings.TrimSpace(f), "_", ""), 10, 64)
+			switch {
+			case err == nil && n > maxCacheSize, errors.Is(err, strconv.ErrRange):
+				return tf, fmt.Errorf("--sizes: %q is above the largest cache size, %d entries (trace.MaxRequests: no trace is longer, so a larger cache never evicts)", f, maxCacheSize)
+			case err != nil || n == 0:
+				return tf, fmt.Errorf("--sizes: %q is not a cache size: sizes are whole numbers of entries from 1 to %d, separated by commas", f, maxCacheSize)
 			}
 			tf.opts.Sizes = append(tf.opts.Sizes, int(n))
 		}
+	}
+	var traceFormat trace.Format // "" detects each file's format
+	if !strings.EqualFold(strings.TrimSpace(*format), "auto") {
+		f, err := trace.ParseFormat(*format)
+		if err != nil {
+			return tf, fmt.Errorf("--format: unknown format %q: choose from auto, %s", *format, strings.Join(formatNames(), ", "))
+		}
+		traceFormat = f
 	}
 	all := replay.AllPolicies()
 	for _, p := range strings.Split(*policies, ",") {
@@ -149,7 +213,7 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 
 	seen := map[string]bool{}
 	for _, a := range args2 {
-		w, err := replay.ParseWorkload(a, *seed)
+		w, err := replay.ParseWorkloadFormat(a, *seed, traceFormat)
 		if err != nil {
 			return tf, err
 		}
@@ -160,4 +224,12 @@ func parseTraceFlags(args []string, stderr io.Writer) (traceFlags, error) {
 		tf.workloads = append(tf.workloads, w)
 	}
 	return tf, nil
+}
+
+func formatNames() []string {
+	var names []string
+	for _, f := range trace.Formats() {
+		names = append(names, string(f))
+	}
+	return names
 }

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 
 	"github.com/coalesce-go/coalesce/cmd/coalesce/internal/replay"
 )
@@ -158,5 +165,186 @@ func TestTraceBadInput(t *testing.T) {
 		if code != tt.code || !strings.Contains(stderr.String(), tt.errText) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d mentioning %q", tt.args, code, stderr.String(), tt.code, tt.errText)
 		}
+	}
+}
+
+// compress returns b as the named compression would store it.
+func compress(t *testing.T, kind string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch kind {
+	case "":
+		return b
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "xz":
+		w, err = xz.NewWriter(&buf)
+	case "zstd":
+		w, err = zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestTraceFormats replays the trace of TestTraceEndToEnd (1 2 3, three
+// times) written in each published format, compressed as its publisher
+// ships it, and checks that auto detects the format and says so.
+func TestTraceFormats(t *testing.T) {
+	var cache2k, oracle []byte
+	for range 3 {
+		for k := range uint32(3) {
+			cache2k = binary.BigEndian.AppendUint32(cache2k, k+1)
+			oracle = binary.LittleEndian.AppendUint32(oracle, 7)             // time
+			oracle = binary.LittleEndian.AppendUint64(oracle, uint64(k+1))   // object id
+			oracle = binary.LittleEndian.AppendUint32(oracle, 4096)          // size
+			oracle = binary.LittleEndian.AppendUint64(oracle, math.MaxInt64) // next access
+		}
+	}
+	// A record of size 0 is skipped, as libCacheSim skips it.
+	oracle = append(oracle, make([]byte, 24)...)
+	tests := []struct {
+		file, compression string
+		content           []byte
+		format            string // what auto must pick
+		flag              string // --format given, if any
+	}{
+		{file: "keys.trace", content: []byte("1\n2\n3\n1\n2\n3\n1\n2\n3\n"), format: "keys"},
+		{file: "cs.trace.gz", compression: "gzip", content: []byte("1\n2\n3\n*\n1\n2\n3\n1\n2\n3\n*\n"), format: "lirs"},
+		{file: "cs2.trace.gz", compression: "gzip", content: []byte("1\n2\n3\n\n1\n2\n3\n1\n2\n3\n"), format: "keys", flag: "LIRS"},
+		{file: "OLTP.lis.zst", compression: "zstd", content: []byte("1 3 0 0\n1 3 0 1\n1 3 0 2\n"), format: "arc"},
+		{file: "oltp.txt", content: []byte("1 3 0 0\n1 3 0 1\n1 3 0 2\n"), format: "arc"},
+		{file: "web07.trace.xz", compression: "xz", content: cache2k, format: "cache2k"},
+		{file: "w106.oracleGeneral.bin.zst", compression: "zstd", content: oracle, format: "oraclegeneral"},
+		{file: "mystery.bin", content: oracle, format: "oraclegeneral"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tt.file)
+			if err := os.WriteFile(path, compress(t, tt.compression, tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"trace", path, "--sizes", "2,3", "--policies", "lru,opt", "--json"}
+			if tt.flag != "" {
+				args = append(args, "--format", tt.flag)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			var results []replay.Result
+			if err := json.Unmarshal(stdout.Bytes(), &results); err != nil {
+				t.Fatalf("--json output is not JSON: %v\n%s", err, stdout.String())
+			}
+			var hits []int
+			for _, r := range results {
+				if r.Requests != 9 || r.Distinct != 3 {
+					t.Fatalf("result %+v: want 9 requests of 3 keys", r)
+				}
+				hits = append(hits, int(r.Hits))
+			}
+			if !slices.Equal(hits, []int{0, 4, 6, 6}) {
+				t.Fatalf("hits (LRU, OPT at sizes 2 and 3) = %v, want [0 4 6 6]", hits)
+			}
+			note := "read as " + tt.format + " (--format auto:"
+			if got := strings.Contains(stderr.String(), note); got != (tt.flag == "") {
+				t.Fatalf("stderr %q: mentions %q %v, want %v", stderr.String(), note, got, tt.flag == "")
+			}
+		})
+	}
+}
+
+// TestTraceOddFlags gives the command odd values: each is refused with one
+// line that says what is wrong, or is accepted on purpose, and either way
+// the command ends within seconds.
+func TestTraceOddFlags(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tiny := writeTrace(t, "tiny.trace.gz", "1\n2\n3\n1\n")
+	empty := write("empty.trace", nil)
+	bz := write("x.trace.bz2", []byte("BZh91AY&SY"))
+	brokenXZ := write("x.trace.xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2, 3})
+	truncated := write("cut.trace", []byte{0, 0, 0, 1, 0, 0, 0, 2, 0, 0})
+	noPerm := filepath.Join(t.TempDir(), "locked")
+	if err := os.Mkdir(noPerm, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(noPerm, 0o755) })
+	z := "zipf:0.9:100:1000"
+	tests := []struct {
+		name     string
+		args     []string
+		errText  string // "" when the arguments are accepted
+		userOnly bool   // the case does not hold for root, who reads anything
+	}{
+		{name: "size 0", args: []string{z, "--sizes", "0"}, errText: `"0" is not a cache size`},
+		{name: "negative size", args: []string{z, "--sizes", "-5"}, errText: `"-5" is not a cache size`},
+		{name: "size in float notation", args: []string{z, "--sizes", "1e12"}, errText: `"1e12" is not a cache size`},
+		{name: "absurd size", args: []string{z, "--sizes", "1000000000000"}, errText: "above the largest cache size, 268435456 entries (trace.MaxRequests"},
+		{name: "size beyond uint64", args: []string{z, "--sizes", "99999999999999999999999"}, errText: "above the largest cache size"},
+		{name: "size one above the limit", args: []string{z, "--sizes", "268435457"}, errText: "above the largest cache size"},
+		// A cache larger than the workload never evicts; it is allowed up to
+		// the limit, and costs the store 1.5 s and 190 MB at the limit.
+		{name: "largest size", args: []string{z, "--sizes", "268435456", "--policies", "lru,opt"}},
+		{name: "unknown format", args: []string{tiny, "--format", "csv"}, errText: `--format: unknown format "csv": choose from auto, keys, lirs, arc, cache2k, oraclegeneral`},
+		{name: "empty format", args: []string{tiny, "--format", ""}, errText: `unknown format ""`},
+		{name: "format in capitals", args: []string{tiny, "--format", "KEYS"}},
+		{name: "format for synthetic workloads only", args: []string{z, "--format", "arc"}},
+		{name: "missing file", args: []string{filepath.Join(dir, "nope.trace.gz")}, errText: "no such file (stat "},
+		{name: "directory", args: []string{dir}, errText: "a directory, not a trace file"},
+		{name: "unreadable directory", args: []string{filepath.Join(noPerm, "t.gz")}, errText: "cannot read it", userOnly: true},
+		{name: "device", args: []string{os.DevNull}, errText: "not a regular file"},
+		{name: "empty file", args: []string{empty}, errText: "the workload has no requests"},
+		{name: "bzip2", args: []string{bz}, errText: "bzip2-compressed, which is not read"},
+		{name: "broken xz", args: []string{brokenXZ}, errText: "xz-compressed, but"},
+		{name: "truncated binary", args: []string{truncated}, errText: "byte 8: the input ends 2 bytes into a 4-byte record"},
+		{name: "binary read as arc", args: []string{truncated, "--format", "arc"}, errText: "line 1: "},
+		{name: "unknown flag", args: []string{z, "--size", "5"}, errText: "flag provided but not defined: -size (see coalesce trace -h)"},
+		{name: "absurd parallel", args: []string{z, "--parallel", "1e12"}, errText: `invalid value "1e12" for flag -parallel`},
+		{name: "negative parallel", args: []string{z, "--parallel", "-3"}, errText: "--parallel -3 is not allowed"},
+		// More replays at once than there are replays only idles the limit.
+		{name: "huge parallel", args: []string{z, "--parallel", "1000000", "--sizes", "10"}},
+		{name: "negative seed", args: []string{z, "--seed", "-1"}, errText: `invalid value "-1" for flag -seed`},
+		{name: "empty policy", args: []string{z, "--policies", ""}, errText: `unknown policy ""`},
+		{name: "chart into a file", args: []string{z, "--sizes", "10", "--chart", tiny}, errText: "tiny.trace.gz"},
+		{name: "no workload", args: []string{"--sizes", "10"}, errText: "no workload given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.userOnly && os.Geteuid() == 0 {
+				t.Skip("root reads what permissions forbid")
+			}
+			var stdout, stderr bytes.Buffer
+			start := time.Now()
+			code := run(append([]string{"trace", "--quiet"}, tt.args...), &stdout, &stderr)
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v", d)
+			}
+			if tt.errText == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr.String())
+				}
+				return
+			}
+			msg := stderr.String()
+			if code == 0 || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "coalesce trace: ") || !strings.Contains(msg, tt.errText) {
+				t.Fatalf("exit %d, stderr %q; want a non-zero exit and one line mentioning %q", code, msg, tt.errText)
+			}
+		})
 	}
 }

@@ -42,7 +42,8 @@ func TestParseWorkload(t *testing.T) {
 		{arg: "loop:", errText: "want loop:KEYS"},
 		{arg: "loop:10:20:30", errText: "want loop:KEYS"},
 		{arg: "zipfian:0.9", errText: "synthetic workloads are"},
-		{arg: filepath.Join(dir, "missing.gz"), errText: "not a trace file"},
+		{arg: filepath.Join(dir, "missing.gz"), errText: "no such file (stat "},
+		{arg: dir, errText: "a directory, not a trace file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.arg, func(t *testing.T) {

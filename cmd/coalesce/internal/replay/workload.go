@@ -3,8 +3,6 @@ package replay
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -14,9 +12,15 @@ import (
 // Workload is one key sequence to replay: a trace file or a generated one.
 type Workload struct {
 	// Name labels the workload in reports: a file's base name without its
-	// .trace.gz suffix, or the synthetic spec as written.
+	// suffixes (.trace.gz, .lis.zst, ...), or the synthetic spec as written.
 	Name string
-	load func() ([]uint64, error)
+	// Format is the format a trace file is read in; empty for a synthetic
+	// workload.
+	Format trace.Format
+	// Detected says why Format was chosen, when it was detected rather
+	// than given.
+	Detected string
+	load     func() ([]uint64, error)
 }
 
 // Load reads or generates the workload's keys.
@@ -29,8 +33,8 @@ const (
 )
 
 // SyntaxHelp documents the workload arguments, for the command's -h.
-const SyntaxHelp = `A workload is a trace file (gzip or plain text, one unsigned decimal key per
-line) or a synthetic workload, deterministic for a given --seed:
+const SyntaxHelp = `A workload is a trace file (see --format; plain, gzip, xz or zstd) or a
+synthetic workload, deterministic for a given --seed:
 
   zipf:S[:KEYS[:REQUESTS]]       Zipf over KEYS keys with skew S (any S > 0,
                                  e.g. 0.6 to 1.2)
@@ -47,9 +51,17 @@ digits (1_000_000). Example: zipf:0.9  scan-zipf:0.8:50000  loop:20000:2000000`
 var ErrBadWorkload = errors.New("bad workload")
 
 // ParseWorkload turns a command-line argument into a Workload: a synthetic
-// spec (see SyntaxHelp) or the path of an existing trace file. seed selects
-// the random stream of the synthetic workloads.
+// spec (see SyntaxHelp) or the path of an existing trace file, whose format
+// is detected. seed selects the random stream of the synthetic workloads.
 func ParseWorkload(arg string, seed uint64) (Workload, error) {
+	return ParseWorkloadFormat(arg, seed, "")
+}
+
+// ParseWorkloadFormat is ParseWorkload with the format of a trace file
+// given; an empty format asks for it to be detected (trace.Detect). A trace
+// file is opened here, to detect its format and so that a missing or
+// unreadable one is reported before any replay starts.
+func ParseWorkloadFormat(arg string, seed uint64, format trace.Format) (Workload, error) {
 	kind, params, synthetic := strings.Cut(arg, ":")
 	switch kind {
 	case "zipf", "scan-zipf":
@@ -94,18 +106,23 @@ func ParseWorkload(arg string, seed uint64) (Workload, error) {
 			return trace.LoopKeys(uint64(keys), requests)
 		}}, nil
 	}
-	if _, err := os.Stat(arg); err != nil {
+	tf, err := openTrace(arg)
+	if err != nil {
 		hint := ""
 		if synthetic {
 			hint = "; synthetic workloads are zipf:S, scan-zipf:S and loop:KEYS (see -h)"
 		}
-		return Workload{}, fmt.Errorf("%w %q: not a trace file (%v)%s", ErrBadWorkload, arg, err, hint)
+		return Workload{}, fmt.Errorf("%w %q: %v%s", ErrBadWorkload, arg, err, hint)
 	}
-	name := filepath.Base(arg)
-	for _, suffix := range []string{".gz", ".trace", ".txt"} {
-		name = strings.TrimSuffix(name, suffix)
+	defer tf.Close()
+	w := Workload{Name: traceName(arg), Format: format}
+	if w.Format == "" {
+		if w.Format, w.Detected, err = tf.detectFormat(arg); err != nil {
+			return Workload{}, fmt.Errorf("%w %q: %v", ErrBadWorkload, arg, err)
+		}
 	}
-	return Workload{Name: name, load: func() ([]uint64, error) { return trace.ReadFile(arg) }}, nil
+	w.load = func() ([]uint64, error) { return readTrace(arg, w.Format) }
+	return w, nil
 }
 
 // counts parses the optional KEYS and REQUESTS fields of a spec.
