@@ -1,21 +1,28 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
 // WriteTable writes the report as two aligned tables, counts and latencies,
-// followed by the comparison of hit latency against the user's design.
+// a legend of the designs and columns, and the summary of where each design
+// wins and loses.
 func (r *Report) WriteTable(w io.Writer) error {
 	c := r.Config
-	fmt.Fprintf(w, "stream: %d requests over %v from %d agents (%.0f/s, at most %d in flight), %d distinct keys, %.0f%% repeat a key requested within the last %v\n",
-		r.Stream.Requests, c.Duration, c.Agents, r.Stream.Rate, c.InFlight, r.Stream.DistinctKeys,
-		100*r.Stream.RepeatShare, ((c.TaskMin + c.TaskMax) / 2).Round(100*time.Microsecond))
+	// Three short lines rather than one: the report shows them in a
+	// fixed-width block that would cut a long line off.
+	fmt.Fprintf(w, "stream: %d requests over %v from %d agents (%.0f/s, at most %d in flight)\n",
+		r.Stream.Requests, c.Duration, c.Agents, r.Stream.Rate, c.InFlight)
+	fmt.Fprintf(w, "keys: %d distinct; %.0f%% of requests repeat a key requested within the last %v\n",
+		r.Stream.DistinctKeys, 100*r.Stream.RepeatShare, ((c.TaskMin + c.TaskMax) / 2).Round(100*time.Microsecond))
 	fmt.Fprintf(w, "tasks: %s, %s %v..%v (mean %v); %d workers; cache %s\n\n",
 		c.Task, c.TaskDist, c.TaskMin, c.TaskMax, r.Stream.MeanTask.Round(100*time.Microsecond), c.Workers, bytesString(c.CacheBytes))
 
@@ -48,11 +55,228 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nlatency is from sending to the answer; end-to-end is from the request's due time, so it adds the wait for a free slot of its agent.")
-	if line := r.HitRatioLine(); line != "" {
-		fmt.Fprintf(w, "\n%s\n", line)
-	}
+	fmt.Fprintln(w)
+	r.writeLegend(w)
+	fmt.Fprintln(w)
+	r.writeSummary(w)
 	return nil
+}
+
+// columnLegend explains the columns of both tables, in their order.
+var columnLegend = [][2]string{
+	{"requests", "requests sent and answered"},
+	{"not sent", "requests still waiting for a free slot of their agent when the run's time was up (the design fell behind)"},
+	{"computed", "times the task ran"},
+	{"duplicates", "computations beyond one per distinct key: a key computed again while cached or in flight, or after eviction"},
+	{"hits", "requests answered from a cache without waiting for a computation"},
+	{"joined", "requests that waited for a computation another request had started"},
+	{"misses", "requests that started a computation (one per computation)"},
+	{"errors", "requests that failed or got a wrong result"},
+	{"in flight", "mean requests outstanding; req/s: requests answered per second"},
+	{"CPU s", "CPU time of the whole process (designs and replay) during the run"},
+	{"kind", "hit, joined, miss as above; all: every request; end-to-end: from the request's due time, adding its wait for a slot"},
+	{"p50..max", "latency percentiles, from sending the request to its answer (end-to-end: from its due time)"},
+}
+
+func (r *Report) writeLegend(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "designs:")
+	for _, s := range r.Results {
+		fmt.Fprintf(tw, "  %s\t%s\n", s.Design, s.Title)
+	}
+	fmt.Fprintln(tw, "columns:")
+	for _, c := range columnLegend {
+		fmt.Fprintf(tw, "  %s\t%s\n", c[0], c[1])
+	}
+	tw.Flush()
+}
+
+// tieShare is how far above the best value a figure still ties with it:
+// latencies and CPU time on a shared machine vary by that much from run to
+// run.
+const tieShare = 0.10
+
+// measure is one line of the summary: a figure of every design where lower
+// is better.
+type measure struct {
+	name string
+	// value returns the figure of a result, or false if it has none (no
+	// hits, no requests answered).
+	value  func(Result) (float64, bool)
+	format func(float64) string
+	// count marks figures that are counts of requests: they also tie
+	// within a thousandth of the stream, a few requests' luck.
+	count bool
+}
+
+var measures = []measure{
+	{name: "duplicate computations", count: true,
+		value:  func(r Result) (float64, bool) { return float64(r.Duplicates), true },
+		format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }},
+	{name: "requests not sent", count: true,
+		value:  func(r Result) (float64, bool) { return float64(r.NotSent), true },
+		format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }},
+	{name: "hit latency p50", value: latencyValue(func(r Result) Latency { return r.HitLat }, false), format: durFloat},
+	{name: "hit latency p99", value: latencyValue(func(r Result) Latency { return r.HitLat }, true), format: durFloat},
+	{name: "miss latency p50", value: latencyValue(func(r Result) Latency { return r.MissLat }, false), format: durFloat},
+	{name: "miss latency p99", value: latencyValue(func(r Result) Latency { return r.MissLat }, true), format: durFloat},
+	{name: "end-to-end p50", value: latencyValue(func(r Result) Latency { return r.EndToEnd }, false), format: durFloat},
+	{name: "end-to-end p99", value: latencyValue(func(r Result) Latency { return r.EndToEnd }, true), format: durFloat},
+	{name: "CPU per request",
+		value: func(r Result) (float64, bool) {
+			if r.Requests == 0 {
+				return 0, false
+			}
+			return r.CPUSeconds * 1e9 / float64(r.Requests), true
+		},
+		format: durFloat},
+}
+
+func latencyValue(of func(Result) Latency, p99 bool) func(Result) (float64, bool) {
+	return func(r Result) (float64, bool) {
+		l := of(r)
+		if l.N == 0 {
+			return 0, false
+		}
+		if p99 {
+			return float64(l.P99), true
+		}
+		return float64(l.P50), true
+	}
+}
+
+func durFloat(ns float64) string { return durString(time.Duration(ns)) }
+
+// ranked is one design's figure in a measure.
+type ranked struct {
+	design string
+	value  float64
+}
+
+// rank orders the designs that have the figure, best first, and returns
+// how many of them tie with the best.
+func (r *Report) rank(m measure) (order []ranked, best int) {
+	for _, res := range r.Results {
+		if v, ok := m.value(res); ok {
+			order = append(order, ranked{res.Design, v})
+		}
+	}
+	slices.SortStableFunc(order, func(a, b ranked) int { return cmp.Compare(a.value, b.value) })
+	if len(order) == 0 {
+		return nil, 0
+	}
+	limit := order[0].value * (1 + tieShare)
+	if m.count {
+		limit = max(limit, order[0].value+float64(r.Stream.Requests)/1000)
+	}
+	for best < len(order) && order[best].value <= limit {
+		best++
+	}
+	return order, best
+}
+
+// writeSummary states, for each measure, which designs are best and how far
+// behind the others are; then where this project's library wins and loses.
+func (r *Report) writeSummary(w io.Writer) {
+	if len(r.Results) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "summary (lower is better; within %.0f%% of the best is a tie):\n", 100*tieShare)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var wins, losses []string
+	for _, m := range measures {
+		order, best := r.rank(m)
+		if len(order) < 2 {
+			continue
+		}
+		var b strings.Builder
+		if best == len(order) {
+			b.WriteString("all tie: ")
+		} else {
+			b.WriteString("best: ")
+		}
+		for i, o := range order {
+			switch {
+			case i == best:
+				b.WriteString("; then ")
+			case i > 0:
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %s", o.design, m.format(o.value))
+			if i >= best && order[0].value > 0 {
+				fmt.Fprintf(&b, " (%s)", ratioString(o.value/order[0].value))
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", m.name, b.String())
+		for i, o := range order {
+			if o.design != ours {
+				continue
+			}
+			if i < best {
+				wins = append(wins, m.name)
+			} else {
+				losses = append(losses, fmt.Sprintf("%s (%s against %s's %s)", m.name, m.format(o.value), order[0].design, m.format(order[0].value)))
+			}
+		}
+	}
+	tw.Flush()
+	// A design that fell behind answered only the requests it got to
+	// send, so its latencies are not over the same stream as the others'.
+	var behind []string
+	for _, res := range r.Results {
+		if r.Stream.Requests > 0 && res.NotSent*100 > r.Stream.Requests {
+			behind = append(behind, fmt.Sprintf("%s %.0f%%", res.Design, 100*float64(res.NotSent)/float64(r.Stream.Requests)))
+		}
+	}
+	if len(behind) > 0 {
+		fmt.Fprintln(w, wrap("fell behind, leaving part of the stream unsent: "+strings.Join(behind, ", ")+
+			"; their latencies are of the requests they sent.", 100, "  "))
+	}
+	if _, ok := r.Result(ours); !ok {
+		return
+	}
+	line := ours + ": "
+	if len(wins) > 0 {
+		line += "best or tied in " + strings.Join(wins, ", ")
+	} else {
+		line += "best in nothing"
+	}
+	if len(losses) > 0 {
+		line += "; behind in " + strings.Join(losses, ", ")
+	}
+	fmt.Fprintln(w, wrap(line+".", 100, "  "))
+}
+
+// wrap breaks s at spaces into lines of at most width characters where it
+// can, indenting the lines after the first.
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(s) {
+		switch {
+		case i == 0:
+		case n+1+len(word) > width:
+			b.WriteString("\n" + indent)
+			n = len(indent)
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	return b.String()
+}
+
+// ours is the design of this project's library.
+const ours = "coalesce"
+
+// ratioString formats how many times the best a figure is.
+func ratioString(x float64) string {
+	if x >= 100 {
+		return strconv.FormatFloat(x, 'f', 0, 64) + "x"
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64) + "x"
 }
 
 // HitRatio returns the p99 hit latency of the user's design divided by
@@ -64,16 +288,6 @@ func (r *Report) HitRatio() (ratio float64, user, ours time.Duration, ok bool) {
 		return 0, 0, 0, false
 	}
 	return float64(u.HitLat.P99) / float64(max(o.HitLat.P99, 1)), u.HitLat.P99, o.HitLat.P99, true
-}
-
-// HitRatioLine is the sentence comparing p99 hit latency with the user's
-// design, or "" when either design did not run.
-func (r *Report) HitRatioLine() string {
-	ratio, u, o, ok := r.HitRatio()
-	if !ok {
-		return ""
-	}
-	return fmt.Sprintf("p99 hit latency: user's design %s, coalesce %s: %.0fx lower", durString(u), durString(o), ratio)
 }
 
 // WriteJSON writes the report as JSON: the stream and one object per
