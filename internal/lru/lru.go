@@ -88,8 +88,17 @@ func New(maxBytes int64, maxValue int) (*Store, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("lru: budget is %d bytes; it must be positive", maxBytes)
 	}
-	if maxValue < 0 || int64(maxValue)+EntryOverhead > maxBytes {
-		return nil, fmt.Errorf("lru: value limit %d does not fit the budget of %d bytes (each entry also costs up to %d bytes)", maxValue, maxBytes, EntryOverhead)
+	if maxValue < 0 {
+		return nil, fmt.Errorf("lru: value limit %d is negative", maxValue)
+	}
+	// A small value is charged its tiny block (see cost), so the smallest
+	// budget that holds one is larger than its length suggests.
+	charged := int64(maxValue)
+	if charged > 0 && charged < tinySize {
+		charged = tinySize
+	}
+	if need := charged + EntryOverhead; need > maxBytes {
+		return nil, fmt.Errorf("lru: value limit %d does not fit the budget of %d bytes: the minimum budget for it is %d (each entry also costs up to %d bytes)", maxValue, maxBytes, need, EntryOverhead)
 	}
 	s := &Store{maxBytes: maxBytes, maxValue: maxValue}
 	s.head.next, s.head.prev = &s.head, &s.head

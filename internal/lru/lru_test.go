@@ -16,10 +16,18 @@ func TestBadConfig(t *testing.T) {
 	for _, c := range []struct {
 		bytes int64
 		value int
-	}{{0, 1}, {-1, 1}, {100, 10}, {1000, -1}} {
+	}{{0, 1}, {-1, 1}, {100, 10}, {1000, -1}, {EntryOverhead + 15, 4}} {
 		if _, err := New(c.bytes, c.value); err == nil {
 			t.Errorf("New(%d, %d): want an error", c.bytes, c.value)
 		}
+	}
+	// The smallest budget for a tiny value holds one.
+	s, err := New(EntryOverhead+tinySize, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(key(1), []byte("abcd")); err != nil {
+		t.Fatalf("the minimum budget refuses its value: %v", err)
 	}
 }
 
