@@ -18,9 +18,25 @@
 // returns that context's error at once; the other callers keep waiting. When
 // the last caller waiting for a computation has left, the computation's
 // context is cancelled (or, with [Options.KeepAbandoned], it runs on to fill
-// the cache). [Group.Close] stops new work, fails queued work with
-// [ErrClosed], lets running computations finish (or cancels them after
-// [Options.CloseGrace]) and returns once no goroutine of the Group is left.
+// the cache).
+//
+// At most one call of Func per input runs at any moment, counting a call as
+// running until Func returns, whatever happened to its waiters. When a
+// call's waiters have been answered early ([Options.TaskTimeout], every
+// waiter gone, or Close) but Func has not returned, the call is overdue
+// ([Stats].Overdue): a request for the same input waits for it, bounded by
+// its own context and by TaskTimeout, and gets its result if it returns one;
+// if it returns none, the waiting requests start a fresh call. A Func that
+// ignores its context therefore holds one worker per hung input: with
+// Workers distinct inputs hung, misses wait in the queue (hits are still
+// answered) until a call returns. The Group does not replace stuck workers,
+// which would let hung calls grow without bound; bound Func with its
+// context, and watch Stats.Overdue.
+//
+// [Group.Close] stops new work, fails queued work with [ErrClosed], lets
+// running computations finish (or cancels them after [Options.CloseGrace])
+// and returns once no goroutine of the Group is left; [Group.Shutdown] does
+// the same with a deadline, for a Func that ignores its context.
 //
 // Keys are 128-bit keyed HighwayHash values of the inputs; see [Options.Secret]
 // for why a caller cannot poison another caller's result through a collision.

@@ -88,3 +88,36 @@ func ExampleGroup_GetMany() {
 	// "too long!": error
 	// computed: 2
 }
+
+// A retry after a caller gave up joins the call still running instead of
+// starting a second one beside it, and takes its result when it comes.
+// Shutdown bounds how long closing waits for a function that ignores its
+// context.
+func ExampleGroup_Shutdown() {
+	slow := func(ctx context.Context, input []byte) ([]byte, error) {
+		time.Sleep(50 * time.Millisecond) // ignores ctx: the worst case
+		return bytes.ToUpper(input), nil
+	}
+	g, _ := coalesce.New(slow, coalesce.Options{Workers: 2, CacheBytes: 64 << 20})
+
+	impatient, stop := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	_, err := g.Get(impatient, []byte("slow"))
+	stop()
+	fmt.Println(err)
+	fmt.Println("overdue calls:", g.Stats().Overdue)
+
+	// The retry waits in line behind the overdue call and gets its result.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	fu, _ := g.Start([]byte("slow"))
+	r, err := fu.Wait(ctx)
+	fmt.Println(string(r.Value), r.Source, err)
+
+	if err := g.Shutdown(ctx); err != nil {
+		fmt.Println("shutdown:", err)
+	}
+	// Output:
+	// context deadline exceeded
+	// overdue calls: 1
+	// SLOW joined <nil>
+}
