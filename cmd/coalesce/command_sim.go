@@ -61,7 +61,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.TaskMax, "task-max", 30*time.Millisecond, fmt.Sprintf("longest task, above 0, at least --task-min and at most %v", sim.MaxTask))
 	fs.IntVar(&cfg.InputMin, "input-min", 256, "smallest input in bytes, at least 16 (the simulator's header)")
 	fs.IntVar(&cfg.InputMax, "input-max", 1024, fmt.Sprintf("largest input in bytes, --input-min to %d", sim.MaxInputSize))
-	fs.IntVar(&cfg.OutputSize, "output", 128, fmt.Sprintf("result size in bytes, 1 to %d", sim.MaxOutputSize))
+	fs.IntVar(&cfg.OutputSize, "output", 128, fmt.Sprintf("result size in bytes, 1 to %d; every key's input and result must fit in %s", sim.MaxOutputSize, sim.MaxMemoryString))
 
 	// The flag package prints a parse error and the whole usage; the error
 	// alone, printed once by main, says more.

@@ -269,6 +269,9 @@ const maxRequests = 20_000_000
 // and results on a laptop shared with other work.
 const maxMemory = 2 << 30
 
+// MaxMemoryString is maxMemory for the help text.
+var MaxMemoryString = bytesString(maxMemory)
+
 // memoryEstimate is the bytes held for inputs and results when the stream
 // has about requests requests: every distinct key's input and result (the
 // result twice: the stream's reference copy and the cache's), and a fresh

@@ -271,12 +271,16 @@ func wrap(s string, width int, indent string) string {
 // ours is the design of this project's library.
 const ours = "coalesce"
 
-// ratioString formats how many times the best a figure is.
+// ratioString formats how many times the best a figure is; below 10 with
+// two decimals, so that a figure just past the tie reads as more than 1.1x.
 func ratioString(x float64) string {
-	if x >= 100 {
+	switch {
+	case x >= 100:
 		return strconv.FormatFloat(x, 'f', 0, 64) + "x"
+	case x >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64) + "x"
 	}
-	return strconv.FormatFloat(x, 'f', 1, 64) + "x"
+	return strconv.FormatFloat(x, 'f', 2, 64) + "x"
 }
 
 // HitRatio returns the p99 hit latency of the user's design divided by
