@@ -335,7 +335,10 @@ type InterruptedError struct {
 }
 
 func (e *InterruptedError) Error() string {
-	return fmt.Sprintf("interrupted during design %s (%v); %d designs finished", e.Design, e.Err, e.Finished)
+	if e.Finished == 0 {
+		return fmt.Sprintf("interrupted during design %s, before any design finished", e.Design)
+	}
+	return fmt.Sprintf("interrupted during design %s, after %d designs finished", e.Design, e.Finished)
 }
 
 func (e *InterruptedError) Unwrap() error { return e.Err }

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -269,5 +270,21 @@ func TestConfigErrors(t *testing.T) {
 	few := Config{TraceKeys: make([]uint64, 100_000), InputMin: 16, InputMax: 1 << 29}
 	if err := few.Defaults().Validate(); err != nil {
 		t.Errorf("a trace of one key with 512 MiB inputs: %v; want it accepted", err)
+	}
+}
+
+// TestRunInterrupted checks that a design cut short is left out: its
+// figures cover part of the stream and would not compare with the others'.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Run(ctx, Config{Duration: 50 * time.Millisecond, Keys: 10, Designs: []string{"coalesce"},
+		TaskMin: time.Millisecond, TaskMax: 2 * time.Millisecond})
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Design != "coalesce" || ie.Finished != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run with a cancelled context: %v; want an InterruptedError in design coalesce wrapping context.Canceled", err)
+	}
+	if rep == nil || len(rep.Results) != 0 {
+		t.Errorf("results %+v; want none", rep)
 	}
 }
