@@ -29,9 +29,11 @@
 // if it returns none, the waiting requests start a fresh call. A Func that
 // ignores its context therefore holds one worker per hung input: with
 // Workers distinct inputs hung, misses wait in the queue (hits are still
-// answered) until a call returns. The Group does not replace stuck workers,
-// which would let hung calls grow without bound; bound Func with its
-// context, and watch Stats.Overdue.
+// answered) until a call returns. [Options.MaxOverdue] lets the pool start
+// a worker in place of one held by an overdue call, for that many such
+// calls at a time; beyond the bound, hung calls hold their workers, so that
+// they cannot grow without limit. Bound Func with its context, and watch
+// Stats.Overdue.
 //
 // [Group.Close] stops new work, fails queued work with [ErrClosed], lets
 // running computations finish (or cancels them after [Options.CloseGrace])

@@ -52,6 +52,9 @@ type flight struct {
 	// deleted: Delete ran while Func ran, so its result may predate the
 	// deletion: it is delivered but not cached.
 	deleted bool
+	// replaced: the pool started a worker in place of the one running this
+	// overdue call (Options.MaxOverdue), which exits once Func returns.
+	replaced bool
 	// next is the successor of an answered flight, prev a successor's
 	// predecessor; timer bounds a successor's wait by Options.TaskTimeout.
 	next, prev *flight

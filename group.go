@@ -69,6 +69,9 @@ type Group struct {
 	closeOnce  sync.Once
 	wg         sync.WaitGroup // workers
 	stopped    chan struct{}  // closed when every worker has exited
+	// replacements counts the workers started in place of ones held by an
+	// overdue call (Options.MaxOverdue), until those calls return.
+	replacements atomic.Int64
 
 	stats counters
 }

@@ -487,3 +487,49 @@ func TestZeroGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// MaxOverdue: a worker held by an overdue call is replaced, up to the
+// bound; beyond it, hung calls hold their workers.
+func TestMaxOverdueReplacesStuckWorkers(t *testing.T) {
+	o := newOverlapFunc()
+	released := false
+	defer func() {
+		if !released {
+			close(o.release)
+		}
+	}()
+	fn := func(ctx context.Context, in []byte) ([]byte, error) {
+		if strings.HasPrefix(string(in), "hang") {
+			return o.fn(ctx, in)
+		}
+		return in, nil
+	}
+	g := newGroup(t, fn, Options{Workers: 1, MaxOverdue: 1, TaskTimeout: 10 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := g.Get(ctx, []byte("hang 1")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("hang 1: %v", err)
+	}
+	if r, err := g.Get(ctx, []byte("fine")); err != nil || string(r.Value) != "fine" {
+		t.Fatalf("with the only worker hung and MaxOverdue 1, a new input got %v", err)
+	}
+	if _, err := g.Get(ctx, []byte("hang 2")); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("hang 2: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if _, err := g.Get(short, []byte("queued")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("beyond MaxOverdue a new input must wait for a worker; got %v", err)
+	}
+	if st := g.Stats(); st.Overdue != 2 {
+		t.Errorf("Overdue %d, want 2", st.Overdue)
+	}
+	close(o.release)
+	released = true
+	eventually(t, "the hung calls returned", func() bool { return g.Stats().Overdue == 0 })
+	if r, err := g.Get(ctx, []byte("after")); err != nil || string(r.Value) != "after" {
+		t.Fatalf("after the hung calls returned: %v", err)
+	}
+	if n := g.replacements.Load(); n != 0 {
+		t.Errorf("%d replacements still counted", n)
+	}
+}

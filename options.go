@@ -90,6 +90,15 @@ type Options struct {
 	// another process, and keep it secret.
 	Secret []byte
 
+	// MaxOverdue lets the pool replace a worker whose call is overdue (its
+	// waiters were answered by TaskTimeout, abandonment or Close, but Func
+	// has not returned) with a new one, for at most MaxOverdue such calls
+	// at a time; the old goroutine exits when its call returns. Zero means
+	// no replacement: a Func that ignores its context holds its worker
+	// until it returns. With it, at most Workers+MaxOverdue calls run at
+	// once.
+	MaxOverdue int
+
 	// CloseGrace is how long Close lets running computations finish before
 	// cancelling their contexts. Zero means Close waits for them as long as
 	// they take; a negative value cancels them at once.
@@ -142,6 +151,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxResultSize", int64(o.MaxResultSize), LimitResultSize, "zero for 64 KiB", " bytes"},
 		{"CacheBytes", o.CacheBytes, LimitCacheBytes, "zero for 1 GiB", " bytes"},
 		{"MaxCachedErrors", int64(o.MaxCachedErrors), LimitCachedErrors, "zero for 4096", ""},
+		{"MaxOverdue", int64(o.MaxOverdue), LimitWorkers, "zero to never replace a stuck worker", ""},
 	} {
 		if f.v < 0 || f.v > f.limit {
 			return o, bad(f.name, f.v, fmt.Sprintf("it must be from 1 to %s, or %s", humanSize(f.limit, f.unit != ""), f.zero))

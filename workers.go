@@ -144,17 +144,20 @@ func (g *Group) work() {
 		if f == nil {
 			return
 		}
-		g.run(f)
+		if g.run(f) {
+			return
+		}
 	}
 }
 
-// run computes one flight and delivers its outcome.
-func (g *Group) run(f *flight) {
+// run computes one flight and delivers its outcome. It reports whether
+// its worker was replaced while the call was overdue, and must exit.
+func (g *Group) run(f *flight) (replaced bool) {
 	sh := g.waits.shard(f.key)
 	sh.mu.Lock()
 	if f.state != queued { // abandoned, or failed by Close, after the pop
 		sh.mu.Unlock()
-		return
+		return false
 	}
 	f.state = running
 	var ctx context.Context
@@ -172,7 +175,7 @@ func (g *Group) run(f *flight) {
 		// Close cancelled everything between the pop and now: a function
 		// handed a dead context could only fail, or ignore it and run on.
 		g.complete(f, nil, g.contextFailure(ctx))
-		return
+		return false
 	}
 
 	// When the context ends (timeout, Close's grace expiring, or the last
@@ -197,9 +200,10 @@ func (g *Group) run(f *flight) {
 		if !stop() {
 			<-callbackDone
 		}
-		g.complete(f, nil, fmt.Errorf("%w", ErrGoexit))
-		g.wg.Add(1) // this goroutine has not called Done yet, so Close still waits
-		go g.work()
+		if !g.complete(f, nil, fmt.Errorf("%w", ErrGoexit)) {
+			g.wg.Add(1) // this goroutine has not called Done yet, so Close still waits
+			go g.work()
+		}
 	}()
 	start := time.Now()
 	val, err := g.call(ctx, f.input)
@@ -211,7 +215,7 @@ func (g *Group) run(f *flight) {
 	if err != nil && ctx.Err() != nil {
 		err = g.contextFailure(ctx)
 	}
-	g.complete(f, val, err)
+	return g.complete(f, val, err)
 }
 
 // call runs fn, turning a panic into a *PanicError.
@@ -265,6 +269,17 @@ func (g *Group) answerLocked(f *flight) {
 	g.stats.overdue.Add(1)
 	g.stats.waiters.Add(-int64(f.waiters))
 	f.waiters = 0
+	if g.closed.Load() {
+		return
+	}
+	for n := g.replacements.Load(); n < int64(g.opts.MaxOverdue); n = g.replacements.Load() {
+		if g.replacements.CompareAndSwap(n, n+1) {
+			f.replaced = true
+			g.wg.Add(1) // f's worker has not called Done, so the count is positive
+			go g.work()
+			return
+		}
+	}
 }
 
 // cacheable reports whether Options.ErrorTTL keeps err: failures of the
@@ -279,8 +294,9 @@ func cacheable(err error) bool {
 // finds one or the other and never starts a second computation. If the
 // waiters were answered already (the flight is answered), a result still
 // fills the cache, and the successor's waiters, if any, get it; without a
-// result, the successor is queued first in line.
-func (g *Group) complete(f *flight, val []byte, err error) {
+// result, the successor is queued first in line. complete reports whether
+// the calling worker was replaced meanwhile (Options.MaxOverdue).
+func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 	if err == nil {
 		// The function may reuse its buffer, and callers may append to the
 		// Value they share: each gets the exact-size copy, no spare capacity.
@@ -292,7 +308,7 @@ func (g *Group) complete(f *flight, val []byte, err error) {
 	late := f.state == answered
 	if !late && f.state != running {
 		sh.mu.Unlock()
-		return
+		return false
 	}
 	if err == nil {
 		g.stats.computed.Add(1)
@@ -308,12 +324,15 @@ func (g *Group) complete(f *flight, val []byte, err error) {
 	}
 	if late {
 		g.stats.overdue.Add(-1)
+		if f.replaced {
+			g.replacements.Add(-1)
+		}
 		f.state = finished
 		succ := f.next
 		f.next = nil
 		if succ == nil {
 			sh.mu.Unlock()
-			return
+			return f.replaced
 		}
 		succ.prev = nil
 		if succ.timer != nil {
@@ -324,11 +343,11 @@ func (g *Group) complete(f *flight, val []byte, err error) {
 			g.finishLocked(succ)
 			sh.mu.Unlock()
 			close(succ.done)
-			return
+			return f.replaced
 		}
 		g.startSuccessorLocked(sh, succ)
 		sh.mu.Unlock()
-		return
+		return f.replaced
 	}
 	f.state = finished
 	f.val, f.err = val, err
@@ -337,6 +356,7 @@ func (g *Group) complete(f *flight, val []byte, err error) {
 	f.waiters = 0
 	sh.mu.Unlock()
 	close(f.done)
+	return false
 }
 
 // storeLocked caches a result, unless Delete ran during its computation or
