@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
 )
 
 // ErrPending is returned by Future.Poll while the result is not ready.
@@ -43,17 +45,22 @@ func (g *Group) Peek(input []byte) (Status, []byte, error) {
 	if err != nil {
 		return Absent, nil, err
 	}
+	st, v := g.peek(k)
+	return st, v, nil
+}
+
+func (g *Group) peek(k keyhash.Key) (Status, []byte) {
 	if v, ok := g.store.Get(k, nil); ok {
-		return Ready, v, nil
+		return Ready, v
 	}
 	sh := g.waits.shard(k)
 	sh.mu.Lock()
 	_, pending := sh.m[k]
 	sh.mu.Unlock()
 	if pending {
-		return Pending, nil, nil
+		return Pending, nil
 	}
-	return Absent, nil, nil
+	return Absent, nil
 }
 
 // Future is the handle Start returns for a result that may not be ready.

@@ -533,3 +533,42 @@ func TestMaxOverdueReplacesStuckWorkers(t *testing.T) {
 		t.Errorf("%d replacements still counted", n)
 	}
 }
+
+func TestKeys(t *testing.T) {
+	g := newGroup(t, upper, Options{})
+	in := []byte("abc")
+	k, err := g.KeyOf(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := g.PeekKey(k); st != Absent {
+		t.Fatalf("before: %v", st)
+	}
+	if _, err := g.Get(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseKey(k.String())
+	if err != nil || p != k {
+		t.Fatalf("ParseKey(%s) = %v, %v", k, p, err)
+	}
+	if st, v := g.PeekKey(p); st != Ready || string(v) != "ABC" {
+		t.Fatalf("after: %v %q", st, v)
+	}
+	for _, bad := range []string{"", "xyz", strings.Repeat("g", 32), strings.Repeat("0", 33)} {
+		if _, err := ParseKey(bad); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ParseKey(%q): %v", bad, err)
+		}
+	}
+}
+
+func FuzzParseKey(f *testing.F) {
+	f.Add("00112233445566778899aabbccddeeff")
+	f.Add("")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseKey(s)
+		if err == nil && k.String() != strings.ToLower(s) {
+			t.Fatalf("ParseKey(%q).String() = %s", s, k)
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package coalesce
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/coalesce-go/coalesce/internal/keyhash"
+)
+
+// Key names an input within one Group: its 128-bit keyed hash. Keys let a
+// caller that has handed an input over (to a daemon, say) ask about its
+// result later without sending the input again. They are stable only
+// between Groups that share Options.Secret; with the default random secret,
+// a key means nothing to another process.
+type Key struct{ k keyhash.Key }
+
+// String returns the key as 32 lowercase hexadecimal digits.
+func (k Key) String() string {
+	var b [16]byte
+	putUint64(b[:8], k.k.Hi)
+	putUint64(b[8:], k.k.Lo)
+	return hex.EncodeToString(b[:])
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}
+
+// ErrBadKey is returned, wrapped, by ParseKey.
+var ErrBadKey = errors.New("coalesce: malformed key")
+
+// ParseKey parses a key written by Key.String.
+func ParseKey(s string) (Key, error) {
+	if len(s) != 32 {
+		return Key{}, fmt.Errorf("%w: %d characters; a key is 32 hexadecimal digits", ErrBadKey, len(s))
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: %q is not hexadecimal; a key is 32 hexadecimal digits", ErrBadKey, s)
+	}
+	var k keyhash.Key
+	for i := range 8 {
+		k.Hi = k.Hi<<8 | uint64(b[i])
+		k.Lo = k.Lo<<8 | uint64(b[8+i])
+	}
+	return Key{k}, nil
+}
+
+// KeyOf returns input's key. It fails only for an input that is too large
+// or a Group not made by New.
+func (g *Group) KeyOf(input []byte) (Key, error) {
+	if g.fn == nil {
+		return Key{}, ErrNotInitialized
+	}
+	if len(input) > g.opts.MaxInputSize {
+		return Key{}, fmt.Errorf("%w: %d bytes; Options.MaxInputSize is %d", ErrInputTooLarge, len(input), g.opts.MaxInputSize)
+	}
+	return Key{g.hasher.Sum(input)}, nil
+}
+
+// PeekKey is Peek by key: Ready with the cached value, Pending if a call
+// of the input is queued, running or overdue, or Absent. It never waits and
+// never starts a computation; a Ready answer counts as an access.
+func (g *Group) PeekKey(k Key) (Status, []byte) {
+	if g.fn == nil {
+		return Absent, nil
+	}
+	g.stats.peeks.Add(1)
+	return g.peek(k.k)
+}
