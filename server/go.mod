@@ -2,6 +2,9 @@ module github.com/coalesce-go/coalesce/server
 
 go 1.26.0
 
-require github.com/coalesce-go/coalesce v0.0.0
+require (
+	github.com/coalesce-go/coalesce v0.0.0
+	go.uber.org/goleak v1.3.0
+)
 
 replace github.com/coalesce-go/coalesce => ..
