@@ -127,3 +127,11 @@ func (c *counters) request(hit bool) {
 		c.stripe().others.Add(1)
 	}
 }
+
+// Options returns the options the Group runs with, defaults filled in
+// (the Secret left out).
+func (g *Group) Options() Options {
+	o := g.opts
+	o.Secret = nil
+	return o
+}
