@@ -2,11 +2,16 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
+
+	"github.com/coalesce-go/coalesce"
 )
 
 // Batch framing. A batch request carries many inputs in one body, in one of
@@ -105,4 +110,133 @@ func decodeJSONBatch(r io.Reader, lim batchLimits) ([][]byte, error) {
 		}
 	}
 	return b.Inputs, nil
+}
+
+// maxBatchBody bounds a batch body whatever the limits multiply to.
+const maxBatchBody = 1 << 30
+
+// batch is POST /v1/compute/batch: every input is computed (or found) at
+// once, the answer has one outcome per input, in order, in the request's
+// encoding. A failed input does not fail the others; the status is 200
+// once the batch itself was understood.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	lim := batchLimits{maxItems: s.cfg.MaxBatchItems, maxItemSize: s.maxIn}
+	mt := mediaType(r)
+	if mt != batchBinaryType && mt != batchJSONType {
+		s.fail(w, r, &apiError{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedType,
+			Message: fmt.Sprintf("Content-Type %q; send %s or %s", r.Header.Get("Content-Type"), batchBinaryType, batchJSONType)}, nil)
+		return
+	}
+	limit := min(int64(lim.maxItems)*(int64(lim.maxItemSize)+4), maxBatchBody)
+	if mt == batchJSONType {
+		limit = min(limit*4/3+int64(lim.maxItems)*4+64, maxBatchBody) // base64 and punctuation
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var inputs [][]byte
+	var err error
+	if mt == batchBinaryType {
+		inputs, err = decodeBinaryBatch(body, lim)
+	} else {
+		inputs, err = decodeJSONBatch(body, lim)
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		s.fail(w, r, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeBatchTooLarge,
+			Message: fmt.Sprintf("the body is over the limit of %d bytes (%d inputs of %d bytes); split the batch", limit, lim.maxItems, lim.maxItemSize)}, nil)
+		return
+	case err != nil:
+		code, status := codeBadRequest, http.StatusBadRequest
+		if strings.Contains(err.Error(), "split the batch") {
+			code, status = codeBatchTooLarge, http.StatusRequestEntityTooLarge
+		}
+		s.fail(w, r, &apiError{Status: status, Code: code, Message: err.Error()}, nil)
+		return
+	}
+	if aerr := s.enterWait(len(inputs)); aerr != nil {
+		s.fail(w, r, aerr, nil)
+		return
+	}
+	defer s.leaveWait(len(inputs))
+	ctx, cancel, _ := s.waitContext(r.Context(), parsePrefer(r.Header))
+	defer cancel()
+	results, errs := s.g.GetMany(ctx, inputs)
+	if r.Context().Err() != nil {
+		return // the client has gone
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.cfg.Logger.Info("batch input failed", "index", i, "error", err.Error())
+		}
+	}
+	if mt == batchBinaryType {
+		writeBinaryBatch(w, results, errs)
+	} else {
+		writeJSONBatch(w, results, errs)
+	}
+}
+
+func outcomeOf(src coalesce.Source) byte {
+	switch src {
+	case coalesce.Hit:
+		return outcomeHit
+	case coalesce.Joined:
+		return outcomeJoined
+	}
+	return outcomeComputed
+}
+
+// batchError is an input's error in a batch answer; a deadline from
+// Prefer: wait is reported as wait_exceeded.
+func batchError(err error) *apiError {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{Status: http.StatusGatewayTimeout, Code: codeWaitExceeded, Message: "no result within the request's wait; retry the input"}
+	}
+	return errorOf(err)
+}
+
+func writeBinaryBatch(w http.ResponseWriter, results []coalesce.Result, errs []error) {
+	w.Header().Set("Content-Type", batchBinaryType)
+	bw := bufio.NewWriter(w)
+	var hdr [5]byte
+	for i, r := range results {
+		payload, outcome := r.Value, outcomeOf(r.Source)
+		if errs[i] != nil {
+			payload, _ = json.Marshal(batchError(errs[i]))
+			outcome = outcomeError
+		}
+		hdr[0] = outcome
+		binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
+		bw.Write(hdr[:])
+		bw.Write(payload)
+	}
+	bw.Flush()
+}
+
+type jsonValue struct {
+	Value  []byte `json:"value"`
+	Source string `json:"source"`
+}
+
+type jsonError struct {
+	Error *apiError `json:"error"`
+}
+
+func writeJSONBatch(w http.ResponseWriter, results []coalesce.Result, errs []error) {
+	w.Header().Set("Content-Type", batchJSONType)
+	out := struct {
+		Results []any `json:"results"`
+	}{make([]any, len(results))}
+	for i, r := range results {
+		if errs[i] != nil {
+			out.Results[i] = jsonError{batchError(errs[i])}
+			continue
+		}
+		v := r.Value
+		if v == nil {
+			v = []byte{} // "" rather than null
+		}
+		out.Results[i] = jsonValue{Value: v, Source: r.Source.String()}
+	}
+	json.NewEncoder(w).Encode(out)
 }

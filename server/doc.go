@@ -3,6 +3,11 @@
 // is what `coalesce serve` runs, and an http.Handler a Go program can mount
 // in its own process.
 //
-// This package is being built (issue #9): so far it has the request
-// decoders (Prefer headers, batch framing); the handler follows.
+// The API (docs/SERVER.md): POST /v1/compute (the body is the input, the
+// response the result, with Cache-Status per RFC 9211; Prefer: respond-async
+// and wait per RFC 7240), GET /v1/results/KEY, POST /v1/compute/batch,
+// GET /v1/stats, /healthz, /readyz. Errors are JSON with a stable code.
+// A client that disconnects frees its wait at once.
+//
+// Still to come (issue #9): Prometheus metrics, the status page.
 package server

@@ -7,4 +7,9 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
+require (
+	github.com/minio/highwayhash v1.0.4 // indirect
+	golang.org/x/sys v0.21.0 // indirect
+)
+
 replace github.com/coalesce-go/coalesce => ..
