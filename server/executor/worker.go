@@ -305,8 +305,10 @@ func (w *worker) answer(f frame) error {
 	case frameCancel:
 		a.err = context.Canceled
 	}
-	c.done <- a
+	// The place is free before the caller hears back, so its next call
+	// finds it free.
 	w.p.release(w)
+	c.done <- a
 	return nil
 }
 
