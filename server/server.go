@@ -102,6 +102,7 @@ type Server struct {
 	mux     *http.ServeMux
 	waiters atomic.Int64
 	async   *asyncTable
+	metrics *metrics
 	ready   atomic.Bool
 }
 
@@ -116,6 +117,7 @@ func New(g *coalesce.Group, cfg Config) (*Server, error) {
 	}
 	s := &Server{g: g, cfg: cfg, maxIn: g.Options().MaxInputSize}
 	s.async = newAsyncTable(g, cfg.MaxAsync, cfg.AsyncTimeout, cfg.Logger)
+	s.metrics = newMetrics(g)
 	s.ready.Store(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/compute", s.compute)
@@ -124,6 +126,7 @@ func New(g *coalesce.Group, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/stats", s.stats)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux = mux
 	return s, nil
 }
@@ -231,6 +234,7 @@ func writeResult(w http.ResponseWriter, key coalesce.Key, r coalesce.Result) {
 // result (blocking), or with Prefer: respond-async, the result if cached
 // and otherwise 202 with the key to poll.
 func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	input, aerr := s.readInput(w, r, int64(s.maxIn))
 	if aerr != nil {
 		s.fail(w, r, aerr, nil)
@@ -263,9 +267,11 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.fail(w, r, errorOf(err), err)
+		s.metrics.observe("error", time.Since(start))
 		return
 	}
 	writeResult(w, key, res)
+	s.metrics.observe(res.Source.String(), time.Since(start))
 }
 
 // asyncAccepted is the body of a 202.

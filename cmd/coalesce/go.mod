@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/coalesce-go/coalesce v0.0.0
+	github.com/coalesce-go/coalesce/server v0.0.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/klauspost/compress v1.20.4
 	github.com/maypok86/otter/v2 v2.4.0
@@ -33,3 +34,5 @@ require (
 )
 
 replace github.com/coalesce-go/coalesce => ../..
+
+replace github.com/coalesce-go/coalesce/server => ../../server
