@@ -63,6 +63,10 @@ func errorOf(err error) *apiError {
 		return &apiError{Status: http.StatusBadGateway, Code: codeExecutorFailed, Message: "the computation panicked; the server's log has the details"}
 	case errors.Is(err, coalesce.ErrGoexit):
 		return &apiError{Status: http.StatusBadGateway, Code: codeExecutorFailed, Message: "the computation exited its goroutine; the server's log has the details"}
+	case errors.Is(err, context.DeadlineExceeded):
+		// The executor's own bound (an upstream's timeout, a worker's
+		// deadline): the computation did not finish in time.
+		return &apiError{Status: http.StatusGatewayTimeout, Code: codeTimeout, Message: "the computation did not finish in time: " + err.Error()}
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: 499, Code: codeClientCancelled, Message: "the request was cancelled"}
 	}

@@ -261,7 +261,7 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, err := s.g.Get(ctx, input)
 	if err != nil {
-		if bound > 0 && errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		if bound > 0 && ctx.Err() != nil && r.Context().Err() == nil {
 			s.fail(w, r, &apiError{Status: http.StatusGatewayTimeout, Code: codeWaitExceeded,
 				Message: fmt.Sprintf("no result within the %v wait; retry, or send Prefer: respond-async and poll /v1/results/%s", bound, key)}, nil)
 			return

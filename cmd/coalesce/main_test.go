@@ -13,8 +13,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if a test leaves a goroutine running.
+// TestMain fails the package if a test leaves a goroutine running. With
+// COALESCE_TEST_RUN_MAIN=1 in its environment, the test binary is the
+// command instead: the daemon's integration tests start it that way, as a
+// real process, without a separate build.
 func TestMain(m *testing.M) {
+	if os.Getenv("COALESCE_TEST_RUN_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 
