@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coalesce-go/coalesce"
 )
@@ -120,6 +121,7 @@ const maxBatchBody = 1 << 30
 // encoding. A failed input does not fail the others; the status is 200
 // once the batch itself was understood.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	lim := batchLimits{maxItems: s.cfg.MaxBatchItems, maxItemSize: s.maxIn}
 	mt := mediaType(r)
 	if mt != batchBinaryType && mt != batchJSONType {
@@ -164,6 +166,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		return // the client has gone
 	}
+	s.metrics.observeBatch(results, errs, time.Since(start))
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.cfg.Logger.Info("batch input failed", "index", i, "error", err.Error())

@@ -127,6 +127,7 @@ func New(g *coalesce.Group, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	s.routeStatus(mux) // GET /, GET /v1/status, and the server's gauges in /metrics
 	s.mux = mux
 	return s, nil
 }
