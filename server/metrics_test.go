@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coalesce-go/coalesce"
 )
@@ -131,4 +132,14 @@ func TestMetricsPerServer(t *testing.T) {
 	if got := scrape(t, ts2.URL)["coalesce_requests_total"]; got != 0 {
 		t.Errorf("second server: requests %v, want 0", got)
 	}
+}
+
+// BenchmarkObserve is the cost metrics add to every answer, hits included.
+func BenchmarkObserve(b *testing.B) {
+	m := newMetrics(nil)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.observe("hit", 42*time.Microsecond)
+		}
+	})
 }
