@@ -1,5 +1,3 @@
-//go:build unix
-
 package executor
 
 import (
@@ -10,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -72,12 +69,6 @@ func newTestPool(t *testing.T, mode string, opts ProcessOptions, env ...string) 
 // marker returns the environment entry of a fresh marker file's path.
 func marker(t *testing.T) string {
 	return testMarkerEnv + "=" + filepath.Join(t.TempDir(), "marker")
-}
-
-// processGone reports whether no process has the id pid (a zombie counts as
-// present: the pool must reap what it starts).
-func processGone(pid int) bool {
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // eventually polls cond until it holds, failing the test after a bound that

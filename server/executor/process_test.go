@@ -12,11 +12,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 )
+
+// processGone reports whether no process has the id pid (a zombie counts as
+// present: the pool must reap what it starts).
+func processGone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
 
 // compute is Compute with a bound that only guards the test against a hang.
 func compute(t *testing.T, p *Process, input string) ([]byte, error) {

@@ -63,7 +63,7 @@ func (o UpstreamOptions) withDefaults() (UpstreamOptions, error) {
 	case o.URL == "":
 		return o, bad("URL", `""`, "give the upstream's address, e.g. http://127.0.0.1:9000/compute")
 	case err != nil:
-		return o, bad("URL", fmt.Sprintf("%q", o.URL), err.Error())
+		return o, bad("URL", fmt.Sprintf("%q", o.URL), "it must be an absolute http:// or https:// URL with a host ("+err.Error()+")")
 	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return o, bad("URL", fmt.Sprintf("%q", o.URL), "it must be an absolute http:// or https:// URL with a host")
 	case o.Timeout < 0:
