@@ -79,6 +79,28 @@ func TestGetComputesThenHits(t *testing.T) {
 	}
 }
 
+// A connection the daemon closed while idle is replaced, and the request
+// sent again, without the caller seeing an error.
+func TestStaleConnection(t *testing.T) {
+	d := startDaemon(t, "fast") // closes connections idle for 250 ms
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c := newClient(t, d, tr.socket, Options{})
+			ctx := testContext(t)
+			in := input(t, "x")
+			for i := range 3 {
+				if _, err := c.Get(ctx, in); err != nil {
+					t.Fatalf("Get %d: %v", i, err)
+				}
+				if _, err := c.GetMany(ctx, [][]byte{in}); err[0] != nil {
+					t.Fatalf("GetMany %d: %v", i, err[0])
+				}
+				time.Sleep(400 * time.Millisecond) // the daemon closes the idle connection
+			}
+		})
+	}
+}
+
 func TestGetEmptyInput(t *testing.T) {
 	c := newClient(t, startDaemon(t, "fast"), false, Options{})
 	res, err := c.Get(testContext(t), nil)
@@ -307,12 +329,16 @@ func TestInputTooLarge(t *testing.T) {
 	d := startDaemon(t, "strict")
 	c := newClient(t, d, false, Options{Token: d.token})
 	ctx := testContext(t)
-	big := bytes.Repeat([]byte("x"), 65) // the daemon's --max-input is 64
-	_, err := c.Get(ctx, big)
-	var e *Error
-	if !errors.Is(err, coalesce.ErrInputTooLarge) || !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge {
-		t.Errorf("Get: %v, want ErrInputTooLarge as a 413", err)
+	// The daemon's --max-input is 64. It answers a body far over the limit
+	// before reading it, and closes the connection: the 413 still arrives.
+	for _, size := range []int{65, 8 << 20} {
+		_, err := c.Get(ctx, bytes.Repeat([]byte("x"), size))
+		var e *Error
+		if !errors.Is(err, coalesce.ErrInputTooLarge) || !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge {
+			t.Errorf("Get of %d bytes: %v, want ErrInputTooLarge as a 413", size, err)
+		}
 	}
+	big := bytes.Repeat([]byte("x"), 65)
 	if _, err := c.Start(ctx, big); !errors.Is(err, coalesce.ErrInputTooLarge) {
 		t.Errorf("Start: %v, want ErrInputTooLarge", err)
 	}

@@ -71,8 +71,10 @@ type daemon struct {
 
 // The daemons the tests share, by name, with their flags.
 var daemonFlags = map[string][]string{
-	// fast: the default demo executor (15-30 ms).
-	"fast": nil,
+	// fast: the default demo executor (15-30 ms); idle connections closed
+	// after 250 ms, so that a kept-alive connection goes stale between
+	// calls.
+	"fast": {"--idle-timeout", "250ms"},
 	// slow: every computation takes 1 s, so that concurrent requests
 	// collapse and a respond-async result is still pending when polled.
 	"slow": {"--demo-min", "1s", "--demo-max", "1s"},
