@@ -1,0 +1,3 @@
+module github.com/coalesce-go/coalesce/examples
+
+go 1.26.0
