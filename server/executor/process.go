@@ -202,6 +202,9 @@ func (p *Process) Compute(ctx context.Context, input []byte) ([]byte, error) {
 			return nil, err
 		}
 		val, err := w.do(ctx, p.nextID.Add(1), input)
+		if err == errNotSent {
+			continue
+		}
 		if err == nil || first != nil {
 			if err != nil {
 				err = fmt.Errorf("%w (this was the retry; the first attempt failed with: %v)", err, first)

@@ -46,6 +46,10 @@ type worker struct {
 	reaped   bool  // its process id may be reused; never signal it again
 }
 
+// errNotSent is returned by do for a worker that died before the request
+// could be sent to it.
+var errNotSent = errors.New("executor: the worker died before the request was sent")
+
 // call is one request in flight on a worker.
 type call struct {
 	done      chan answer // buffered: the one answer never blocks its sender
@@ -132,9 +136,11 @@ func (w *worker) do(ctx context.Context, id uint64, input []byte) ([]byte, error
 	req := appendFrame(make([]byte, 0, frameHeaderSize+len(input)), frameRequest, id, input)
 	w.mu.Lock()
 	if w.dead {
-		err := w.deathErr
+		// It died between acquire and now: nothing was sent, so the call
+		// may go to another worker whatever RetryOnCrash says.
 		w.mu.Unlock()
-		return nil, err
+		w.p.remove(w)
+		return nil, errNotSent
 	}
 	w.calls[id] = c
 	w.queueLocked(req)
@@ -335,10 +341,12 @@ func (w *worker) fail(reason error) bool {
 	default:
 	}
 	w.mu.Unlock()
+	// Out of the pool before anyone hears of its death, so that a retry
+	// cannot pick it again.
+	w.p.remove(w)
 	for _, c := range calls {
 		c.done <- answer{err: reason}
 	}
-	w.p.remove(w)
 	return true
 }
 
