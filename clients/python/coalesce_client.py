@@ -29,6 +29,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import weakref
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 __all__ = [
@@ -198,6 +199,18 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+class _Held:
+    """A thread's connection, closed when the thread ends and drops it."""
+
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: http.client.HTTPConnection):
+        self.conn = conn
+
+    def __del__(self):
+        self.conn.close()
+
+
 class Client:
     """A client of one daemon, at base_url over TCP or at socket_path over
     its Unix socket (then base_url's host is ignored). token is the bearer
@@ -240,7 +253,9 @@ class Client:
             self._headers["Authorization"] = "Bearer " + token
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns = set()
+        # The connections of live threads, to close them all; a thread's
+        # connection is closed when the thread ends and its _Held goes.
+        self._conns = weakref.WeakSet()
 
     # -- connections
 
@@ -254,29 +269,30 @@ class Client:
     def _connection(self):
         """Returns this thread's connection and whether it served a request
         before."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn, True
-        conn = self._new_connection()
-        self._local.conn = conn
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            return held.conn, True
+        held = _Held(self._new_connection())
+        self._local.held = held
         with self._lock:
-            self._conns.add(conn)
-        return conn, False
+            self._conns.add(held)
+        return held.conn, False
 
     def _drop(self, conn) -> None:
         conn.close()
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-        with self._lock:
-            self._conns.discard(conn)
+        held = getattr(self._local, "held", None)
+        if held is not None and held.conn is conn:
+            self._local.held = None
+            with self._lock:
+                self._conns.discard(held)
 
     def close(self) -> None:
         """Closes every thread's connection. Call it when no call is in
         flight; the Client stays usable and reconnects on its next call."""
         with self._lock:
-            conns, self._conns = self._conns, set()
-        for conn in conns:
-            conn.close()
+            held, self._conns = list(self._conns), weakref.WeakSet()
+        for h in held:
+            h.conn.close()
         self._local = threading.local()
 
     def __enter__(self) -> "Client":

@@ -197,13 +197,17 @@ class ClientTest(unittest.TestCase):
                 for _ in range(20):
                     c.get(data)
                 self.assertEqual(len(c._conns), 1, "a loop of calls in one thread uses one connection")
-                conn = c._local.conn
-                sock = conn.sock
+                sock = c._local.held.conn.sock
                 for _ in range(2):
                     time.sleep(0.4)  # the daemon closes the idle connection
                     self.assertEqual(c.get(data).source, "hit")
-                self.assertIsNot(c._local.conn.sock, sock, "the stale connection was replaced")
+                self.assertIsNot(c._local.held.conn.sock, sock, "the stale connection was replaced")
                 self.assertEqual(len(c._conns), 1)
+                # A thread's connection is closed when the thread ends.
+                th = threading.Thread(target=c.get, args=(data,))
+                th.start()
+                th.join(30)
+                self.assertEqual(len(c._conns), 1, "the ended thread's connection is gone")
 
     def test_concurrent_get_collapses(self):
         d = daemon("slow")
