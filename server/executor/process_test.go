@@ -371,3 +371,48 @@ func TestProcessOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// Calls of every kind at once, some of which crash their worker: every call
+// returns, with its right result or with ErrWorkerCrashed (the calls sharing
+// a crashing worker), and the pool serves normally afterwards.
+func TestProcessChaos(t *testing.T) {
+	p, _ := testPool(t, "serve", ProcessOptions{Workers: 2}, testConcEnv+"=4")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	crashed := 0
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 15 {
+				in := fmt.Sprintf("in-%d-%d", g, i)
+				switch (g*15 + i) % 10 {
+				case 3:
+					in = "crash"
+				case 5, 7:
+					in = fmt.Sprintf("sleep:%d", i%4)
+				}
+				out, err := compute(t, p, in)
+				switch {
+				case errors.Is(err, ErrWorkerCrashed):
+					mu.Lock()
+					crashed++
+					mu.Unlock()
+				case err != nil:
+					t.Errorf("Compute(%q): %v", in, err)
+				case in == "crash" || string(out) != "echo:"+in:
+					t.Errorf("Compute(%q) = %q", in, out)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if crashed < 12 {
+		t.Errorf("%d calls failed with ErrWorkerCrashed; the 12 crash inputs at least must", crashed)
+	}
+	if got := mustCompute(t, p, "after"); got != "echo:after" {
+		t.Errorf("after the chaos: %q", got)
+	}
+	eventually(t, "both workers are back", func() bool { return len(livePIDs(p)) == 2 })
+	if n := inflight(p); n != 0 {
+		t.Errorf("%d places still taken", n)
+	}
+}
