@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/coalesce-go/coalesce"
@@ -38,8 +37,13 @@ const (
 )
 
 // errBatch is wrapped by every batch decoding error; the message says what
-// was wrong and what is allowed.
-var errBatch = errors.New("bad batch")
+// was wrong and what is allowed. errBatchTooLarge (too many inputs) and
+// errBatchInputTooLarge (one input over the limit) wrap it too.
+var (
+	errBatch              = errors.New("bad batch")
+	errBatchTooLarge      = fmt.Errorf("%w: too many inputs", errBatch)
+	errBatchInputTooLarge = fmt.Errorf("%w: an input is too large", errBatch)
+)
 
 // batchLimits bound what a batch decoder accepts before it allocates.
 type batchLimits struct {
@@ -64,10 +68,10 @@ func decodeBinaryBatch(r io.Reader, lim batchLimits) ([][]byte, error) {
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
 		if int64(size) > int64(lim.maxItemSize) {
-			return nil, fmt.Errorf("%w: input %d at byte %d declares %d bytes; the limit is %d per input", errBatch, len(inputs), offset, size, lim.maxItemSize)
+			return nil, fmt.Errorf("%w: input %d at byte %d declares %d bytes; the limit is %d per input", errBatchInputTooLarge, len(inputs), offset, size, lim.maxItemSize)
 		}
 		if len(inputs) == lim.maxItems {
-			return nil, fmt.Errorf("%w: more than %d inputs; split the batch", errBatch, lim.maxItems)
+			return nil, fmt.Errorf("%w: more than %d inputs; split the batch", errBatchTooLarge, lim.maxItems)
 		}
 		in := make([]byte, size)
 		if got, err := io.ReadFull(br, in); err != nil {
@@ -103,11 +107,11 @@ func decodeJSONBatch(r io.Reader, lim batchLimits) ([][]byte, error) {
 	case len(b.Inputs) == 0:
 		return nil, fmt.Errorf(`%w: no inputs; the body must be {"inputs": ["<base64>", ...]}`, errBatch)
 	case len(b.Inputs) > lim.maxItems:
-		return nil, fmt.Errorf("%w: %d inputs; the limit is %d, split the batch", errBatch, len(b.Inputs), lim.maxItems)
+		return nil, fmt.Errorf("%w: %d inputs; the limit is %d, split the batch", errBatchTooLarge, len(b.Inputs), lim.maxItems)
 	}
 	for i, in := range b.Inputs {
 		if len(in) > lim.maxItemSize {
-			return nil, fmt.Errorf("%w: input %d is %d bytes; the limit is %d per input", errBatch, i, len(in), lim.maxItemSize)
+			return nil, fmt.Errorf("%w: input %d is %d bytes; the limit is %d per input", errBatchInputTooLarge, i, len(in), lim.maxItemSize)
 		}
 	}
 	return b.Inputs, nil
@@ -149,8 +153,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		code, status := codeBadRequest, http.StatusBadRequest
-		if strings.Contains(err.Error(), "split the batch") {
+		switch {
+		case errors.Is(err, errBatchTooLarge):
 			code, status = codeBatchTooLarge, http.StatusRequestEntityTooLarge
+		case errors.Is(err, errBatchInputTooLarge):
+			code, status = codeInputTooLarge, http.StatusRequestEntityTooLarge
 		}
 		s.fail(w, r, &apiError{Status: status, Code: code, Message: err.Error()}, nil)
 		return

@@ -345,6 +345,7 @@ func TestBatchBinaryAndJSON(t *testing.T) {
 		{string(frame("a", "b", "c", "d", "e")), batchBinaryType, 413, codeBatchTooLarge},
 		{`{"inputs":[]}`, "application/json", 400, codeBadRequest},
 		{string([]byte{0, 0, 0, 9}), batchBinaryType, 400, codeBadRequest},
+		{string(frame("a", strings.Repeat("x", 70<<10))), batchBinaryType, 413, codeInputTooLarge},
 	} {
 		resp, body := post(t, ts.URL+"/v1/compute/batch", tc.body, "Content-Type", tc.ctype)
 		if resp.StatusCode != tc.status || errorCode(t, body) != tc.code {
