@@ -197,6 +197,11 @@ func (p *Process) Compute(ctx context.Context, input []byte) ([]byte, error) {
 	}
 	var first error
 	for {
+		// A deadline already past would otherwise kill the worker it was
+		// sent to.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		w, err := p.acquire(ctx)
 		if err != nil {
 			return nil, err
@@ -246,6 +251,9 @@ func (p *Process) Close() error {
 // returns that failure instead of waiting.
 func (p *Process) acquire(ctx context.Context) (*worker, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("executor: no worker was free before the context ended: %w", err)
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -272,15 +280,11 @@ func (p *Process) acquire(ctx context.Context) (*worker, error) {
 		p.mu.Unlock()
 		select {
 		case <-ch:
-			p.mu.Lock()
-			p.waiting--
-			p.mu.Unlock()
 		case <-ctx.Done():
-			p.mu.Lock()
-			p.waiting--
-			p.mu.Unlock()
-			return nil, fmt.Errorf("executor: no worker was free before the context ended: %w", ctx.Err())
 		}
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
 	}
 }
 

@@ -416,3 +416,18 @@ func TestProcessChaos(t *testing.T) {
 		t.Errorf("%d places still taken", n)
 	}
 }
+
+// A call whose deadline has passed before it is sent must not cost a
+// worker its life.
+func TestProcessDeadlinePassedBeforeSending(t *testing.T) {
+	p, _ := testPool(t, "serve", ProcessOptions{})
+	pid := mustCompute(t, p, "pid")
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := p.Compute(ctx, []byte("x")); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrWorkerTimeout) {
+		t.Errorf("error %v; want context.DeadlineExceeded, not a worker timeout", err)
+	}
+	if got := mustCompute(t, p, "pid"); got != pid {
+		t.Errorf("the worker was replaced (pid %s, then %s)", pid, got)
+	}
+}
