@@ -572,3 +572,28 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestLookup(t *testing.T) {
+	var calls atomic.Int64
+	g := newGroup(t, func(ctx context.Context, in []byte) ([]byte, error) {
+		calls.Add(1)
+		return upper(ctx, in)
+	}, Options{})
+	r, k, ok, err := g.Lookup([]byte("x"))
+	if ok || err != nil || r.Source != 0 || calls.Load() != 0 || g.Stats().Requests != 0 {
+		t.Fatalf("miss: %v %v %v, %d calls, %d requests", r, ok, err, calls.Load(), g.Stats().Requests)
+	}
+	if _, err := g.Get(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	r, k2, ok, err := g.Lookup([]byte("x"))
+	if !ok || err != nil || string(r.Value) != "X" || r.Source != Hit || k2 != k {
+		t.Fatalf("hit: %v %v %v", r, ok, err)
+	}
+	if st := g.Stats(); st.Requests != 2 || st.Hits != 1 {
+		t.Fatalf("requests %d hits %d; want 2 and 1", st.Requests, st.Hits)
+	}
+	if _, _, _, err := g.Lookup(make([]byte, 1<<20)); !errors.Is(err, ErrInputTooLarge) {
+		t.Fatalf("%v", err)
+	}
+}

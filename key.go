@@ -71,3 +71,26 @@ func (g *Group) PeekKey(k Key) (Status, []byte) {
 	g.stats.peeks.Add(1)
 	return g.peek(k.k)
 }
+
+// Lookup answers input from the cache only: a Hit result and true if its
+// result is cached, or false, with no computation started and nothing
+// counted, if not. It is the fast path for a caller (the daemon) that does
+// more work per miss than per hit; the miss then goes to Get. The key is
+// returned either way.
+func (g *Group) Lookup(input []byte) (Result, Key, bool, error) {
+	k, err := g.key(input)
+	if err != nil {
+		return Result{}, Key{}, false, err
+	}
+	// Contains first, so that a miss is not counted as an access here and
+	// again by the Get that follows.
+	if !g.store.Contains(k) {
+		return Result{}, Key{k}, false, nil
+	}
+	v, ok := g.store.Get(k, nil)
+	if !ok {
+		return Result{}, Key{k}, false, nil
+	}
+	g.stats.request(true)
+	return Result{Value: v, Source: Hit}, Key{k}, true, nil
+}

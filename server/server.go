@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -165,7 +164,17 @@ func (s *Server) readInput(w http.ResponseWriter, r *http.Request, limit int64) 
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeInputTooLarge,
 			Message: fmt.Sprintf("the body is %d bytes; the limit is %d", r.ContentLength, limit)}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	// A body whose length is declared is read into a buffer of that size
+	// at once, rather than grown by io.ReadAll.
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		body = make([]byte, n)
+		// net/http's body ends at the declared length.
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -202,31 +211,46 @@ func (s *Server) waitContext(ctx context.Context, p preferences) (context.Contex
 	return ctx, cancel, d
 }
 
+// The values of the result headers, made once: a hit's response then
+// allocates only its key's text (the header map is net/http's own).
+var (
+	contentTypeOctet = []string{"application/octet-stream"}
+	statusBySource   = map[coalesce.Source][]string{
+		coalesce.Hit:      {"coalesce; hit"},
+		coalesce.Joined:   {"coalesce; fwd=miss; collapsed"},
+		coalesce.Computed: {"coalesce; fwd=miss; stored"},
+	}
+	sourceBySource = map[coalesce.Source][]string{
+		coalesce.Hit:      {"hit"},
+		coalesce.Joined:   {"joined"},
+		coalesce.Computed: {"computed"},
+	}
+)
+
 // cacheStatus is the Cache-Status header (RFC 9211) for how a result was
 // served.
 func cacheStatus(src coalesce.Source) string {
-	switch src {
-	case coalesce.Hit:
-		return "coalesce; hit"
-	case coalesce.Joined:
-		return "coalesce; fwd=miss; collapsed"
+	if v, ok := statusBySource[src]; ok {
+		return v[0]
 	}
 	return "coalesce; fwd=miss; stored"
 }
 
-// The headers of a result.
+// The headers of a result, in canonical form so that they can be set in
+// the map directly.
 const (
 	headerKey    = "Coalesce-Key"
 	headerSource = "Coalesce-Source"
 )
 
+// writeResult writes a result. net/http adds Content-Length itself, since
+// the whole body is written before the handler returns.
 func writeResult(w http.ResponseWriter, key coalesce.Key, r coalesce.Result) {
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.Itoa(len(r.Value)))
-	h.Set("Cache-Status", cacheStatus(r.Source))
-	h.Set(headerKey, key.String())
-	h.Set(headerSource, r.Source.String())
+	h["Content-Type"] = contentTypeOctet
+	h["Cache-Status"] = statusBySource[r.Source]
+	h[headerSource] = sourceBySource[r.Source]
+	h[headerKey] = []string{key.String()}
 	w.WriteHeader(http.StatusOK)
 	w.Write(r.Value)
 }
@@ -241,9 +265,16 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr, nil)
 		return
 	}
-	key, err := s.g.KeyOf(input)
+	// Hits first: no waiter to count, no context to make, no Prefer to
+	// read; they are most requests, and this is their whole path.
+	res, key, hit, err := s.g.Lookup(input)
 	if err != nil {
 		s.fail(w, r, errorOf(err), err)
+		return
+	}
+	if hit {
+		writeResult(w, key, res)
+		s.metrics.observe("hit", time.Since(start))
 		return
 	}
 	p := parsePrefer(r.Header)
@@ -260,7 +291,7 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	// leaves at once, and the computation is cancelled if it was the last.
 	ctx, cancel, bound := s.waitContext(r.Context(), p)
 	defer cancel()
-	res, err := s.g.Get(ctx, input)
+	res, err = s.g.Get(ctx, input)
 	if err != nil {
 		if bound > 0 && ctx.Err() != nil && r.Context().Err() == nil {
 			s.fail(w, r, &apiError{Status: http.StatusGatewayTimeout, Code: codeWaitExceeded,
