@@ -79,7 +79,7 @@ func TestParseHello(t *testing.T) {
 		says string
 	}{
 		{"one", frame{frameHello, 0, v(1, 1)}, 1, ""},
-		{"capped", frame{frameHello, 0, v(1, 1 << 30)}, MaxWorkerConcurrency, ""},
+		{"capped", frame{frameHello, 0, v(1, 1<<30)}, MaxWorkerConcurrency, ""},
 		{"not hello", frame{frameResult, 0, v(1, 1)}, 0, "not hello"},
 		{"nonzero id", frame{frameHello, 3, v(1, 1)}, 0, "request id 3"},
 		{"short", frame{frameHello, 0, v(1, 1)[:7]}, 0, "7 bytes"},
