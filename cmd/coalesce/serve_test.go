@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -462,5 +464,40 @@ func TestSplitCommand(t *testing.T) {
 		if _, err := splitCommand(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestServeExecWorkerFailures: an --exec worker that crashes, hangs or
+// writes garbage fails its request with a JSON error, is replaced, and the
+// next request is served.
+func TestServeExecWorkerFailures(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: the --exec worker of this test is a Python script")
+	}
+	d := startDaemon(t, "--exec", python+" testdata/misbehaving_worker.py", "--exec-workers", "1", "--task-timeout", "1s")
+	ok := func(in string) {
+		t.Helper()
+		status, _, body, err := postTo(http.DefaultClient, d.url+"/v1/compute", in)
+		sum := sha256.Sum256([]byte(in))
+		if err != nil || status != 200 || string(body) != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: %d %v %s", in, status, err, body)
+		}
+	}
+	ok("first")
+	for i, tc := range []struct {
+		in     string
+		status int
+		code   string
+	}{
+		{"crash", 502, "executor_failed"},
+		{"hang", 504, "timeout"},
+		{"garbage", 502, "executor_failed"},
+	} {
+		status, _, body, err := postTo(http.DefaultClient, d.url+"/v1/compute", tc.in)
+		if err != nil || status != tc.status || codeOf(body) != tc.code {
+			t.Errorf("%s: %d %v %s; want %d %s", tc.in, status, err, body, tc.status, tc.code)
+		}
+		ok(fmt.Sprint("after ", tc.in, i))
 	}
 }
