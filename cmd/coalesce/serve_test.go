@@ -100,6 +100,10 @@ func (d *daemon) stop(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
+		// A graceful shutdown exits 0 and says so.
+		if code := d.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(d.stderr.String(), "msg=stopped") {
+			t.Errorf("after SIGTERM the daemon exited %d; log:\n%s", code, d.stderr.String())
+		}
 	case <-time.After(20 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.done
