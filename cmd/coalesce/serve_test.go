@@ -505,3 +505,32 @@ func TestServeExecWorkerFailures(t *testing.T) {
 		ok(fmt.Sprint("after ", tc.in, i))
 	}
 }
+
+// TestServeGracefulShutdown: on SIGTERM, a request in flight finishes
+// within the grace and gets its result; new connections are refused.
+func TestServeGracefulShutdown(t *testing.T) {
+	d := startDaemon(t, "--demo-min", "500ms", "--demo-max", "500ms")
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		status, _, body, err := postTo(&http.Client{}, d.url+"/v1/compute", "in flight")
+		got <- answer{status, body, err}
+	}()
+	until(t, "the request waiting", func() bool { return d.stat(t, "Waiters") == 1 })
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	a := <-got
+	if a.err != nil || a.status != 200 || len(a.body) != executor.DemoResultSize {
+		t.Fatalf("the request in flight at SIGTERM: %d %v %q", a.status, a.err, a.body)
+	}
+	<-d.done
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := http.Get(d.url + "/healthz"); err == nil {
+		t.Fatal("the daemon still accepts connections after shutting down")
+	}
+}
