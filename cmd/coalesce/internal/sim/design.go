@@ -43,6 +43,19 @@ type design interface {
 	close()
 }
 
+// getFunc is the get of a design.
+type getFunc func(ctx context.Context, input []byte) ([]byte, Kind, error)
+
+// agentDesign is a design whose agents each hold their own handle to it,
+// as separate programs each hold their own connections to a daemon. The
+// replay calls forAgent once per agent before the run's clock starts, with
+// the agent's share of InFlight, and sends the agent's requests through
+// the function it returns instead of get.
+type agentDesign interface {
+	design
+	forAgent(agent, slots int) (getFunc, error)
+}
+
 // designParams is what every design is built from: the same task, worker
 // count and cache budget for all.
 type designParams struct {
@@ -68,6 +81,7 @@ var designs = []designSpec{
 	{"singleflight", "golang.org/x/sync/singleflight + hashicorp/golang-lru/v2, semaphore of workers", newSingleflightLRU},
 	{"otter", "maypok86/otter/v2 with its loader, semaphore of workers inside the loader", newOtterLoader},
 	{"coalesce", "this project's library (github.com/coalesce-go/coalesce)", newCoalesce},
+	{"daemon", "the same library behind its daemon: server.New on 127.0.0.1, each agent a client.Client over HTTP keep-alive", newDaemon},
 }
 
 // DesignNames returns the names of the designs, in the order they run.

@@ -17,6 +17,17 @@ type coalesceGroup struct {
 }
 
 func newCoalesce(p designParams) (design, error) {
+	g, err := coalesce.New(coalesce.Func(p.task), coalesceOptions(p))
+	if err != nil {
+		return nil, err
+	}
+	return &coalesceGroup{g: g}, nil
+}
+
+// coalesceOptions are the library's options in every design that uses it,
+// in-process or behind the daemon, so that the two differ only by the
+// process boundary.
+func coalesceOptions(p designParams) coalesce.Options {
 	opts := coalesce.Options{
 		Workers:       p.workers,
 		CacheBytes:    p.cacheBytes,
@@ -31,11 +42,7 @@ func newCoalesce(p designParams) (design, error) {
 	if p.output > libraryDefaultSize {
 		opts.MaxResultSize = p.output
 	}
-	g, err := coalesce.New(coalesce.Func(p.task), opts)
-	if err != nil {
-		return nil, err
-	}
-	return &coalesceGroup{g: g}, nil
+	return opts
 }
 
 // libraryDefaultSize is the default of Options.MaxInputSize and
@@ -43,7 +50,12 @@ func newCoalesce(p designParams) (design, error) {
 const libraryDefaultSize = 64 << 10
 
 func (d *coalesceGroup) get(ctx context.Context, input []byte) ([]byte, Kind, error) {
-	res, err := d.g.Get(ctx, input)
+	return kindOf(d.g.Get(ctx, input))
+}
+
+// kindOf turns the library's answer into the simulator's: Result.Source
+// says how the request was served.
+func kindOf(res coalesce.Result, err error) ([]byte, Kind, error) {
 	switch res.Source {
 	case coalesce.Hit:
 		return res.Value, Hit, err

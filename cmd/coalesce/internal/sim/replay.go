@@ -42,19 +42,31 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 		return Result{}, err
 	}
 
+	// An agent's handle on the design is made before the clock starts, as
+	// a program opens its client before it has requests to send.
+	gets := make([]getFunc, len(w.perAgent))
+	for a := range gets {
+		gets[a] = d.get
+		if ad, ok := d.(agentDesign); ok {
+			if gets[a], err = ad.forAgent(a, agentSlots(cfg, a)); err != nil {
+				d.close()
+				return Result{}, err
+			}
+		}
+	}
+
 	outcomes := make([]outcome, len(w.reqs))
 	var done atomic.Int64
-	runtime.GC() // leave the previous design's garbage out of this one's CPU time
+	var firstErr atomic.Pointer[error] // the first failure, for the error message
+	// Leave the previous design's garbage out of this one's CPU time.
+	runtime.GC()
 	cpu0 := processCPU()
 	start := time.Now()
 
 	stopProgress := watchProgress(cfg.Progress, spec.name, len(w.reqs), &done)
 	var agents, inflight sync.WaitGroup
 	for a, mine := range w.perAgent {
-		slots := cfg.InFlight / cfg.Agents
-		if a < cfg.InFlight%cfg.Agents {
-			slots++
-		}
+		slots, get := agentSlots(cfg, a), gets[a]
 		agents.Go(func() {
 			sem := make(chan struct{}, slots)
 			for _, i := range mine {
@@ -80,10 +92,15 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 					defer func() { <-sem }()
 					in := w.inputs[q.idx]
 					t0 := time.Now()
-					v, kind, err := d.get(ctx, in)
+					v, kind, err := get(ctx, in)
 					lat := time.Since(t0)
-					outcomes[i] = outcome{latency: lat, lag: max(t0.Sub(start)-q.at, 0), kind: kind, sent: true,
-						failed: err != nil || !bytes.Equal(v, w.outputs[q.idx])}
+					if err == nil && !bytes.Equal(v, w.outputs[q.idx]) {
+						err = fmt.Errorf("a wrong result for key %d (%d bytes)", w.keys[q.idx], len(v))
+					}
+					if err != nil {
+						firstErr.CompareAndSwap(nil, &err)
+					}
+					outcomes[i] = outcome{latency: lat, lag: max(t0.Sub(start)-q.at, 0), kind: kind, sent: true, failed: err != nil}
 					done.Add(1)
 				})
 			}
@@ -105,9 +122,19 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 	}
 	res.Duplicates = res.Computations - int64(res.DistinctComputed)
 	if ctx.Err() == nil && res.Errors > 0 {
-		return res, fmt.Errorf("%d requests failed or returned a wrong result", res.Errors)
+		return res, fmt.Errorf("%d requests failed or returned a wrong result; the first: %w", res.Errors, *firstErr.Load())
 	}
 	return res, nil
+}
+
+// agentSlots is agent a's share of InFlight: the remainder goes to the
+// first agents.
+func agentSlots(cfg Config, a int) int {
+	slots := cfg.InFlight / cfg.Agents
+	if a < cfg.InFlight%cfg.Agents {
+		slots++
+	}
+	return slots
 }
 
 func paramsOf(cfg Config, task taskFunc) designParams {

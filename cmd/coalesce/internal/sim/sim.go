@@ -224,6 +224,10 @@ func (c Config) Validate() error {
 		}
 		seen[name] = true
 	}
+	if seen["daemon"] && c.InFlight > daemonMaxInFlight {
+		return fmt.Errorf("--in-flight %d with design daemon: allowed up to %d there, since each outstanding request holds a loopback connection (two file descriptors and an ephemeral port); lower it, or leave daemon out of --designs",
+			c.InFlight, daemonMaxInFlight)
+	}
 	return nil
 }
 

@@ -77,6 +77,7 @@ func TestAccountingSequential(t *testing.T) {
 		"singleflight": cached,
 		"otter":        cached,
 		"coalesce":     cached,
+		"daemon":       cached,
 	}
 	for _, spec := range designs {
 		t.Run(spec.name, func(t *testing.T) {
@@ -130,6 +131,10 @@ func TestAccountingJoins(t *testing.T) {
 		}},
 		{"coalesce", coalesced, func(d design) bool {
 			st := d.(*coalesceGroup).g.Stats()
+			return st.Joined == 3 && st.Queued == 1
+		}},
+		{"daemon", coalesced, func(d design) bool {
+			st := d.(*daemonDesign).g.Stats()
 			return st.Joined == 3 && st.Queued == 1
 		}},
 	}

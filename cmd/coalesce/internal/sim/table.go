@@ -232,6 +232,9 @@ func (r *Report) writeSummary(w io.Writer) {
 		fmt.Fprintln(w, wrap("fell behind, leaving part of the stream unsent: "+strings.Join(behind, ", ")+
 			"; their latencies are of the requests they sent.", 100, "  "))
 	}
+	if line, ok := r.boundary(); ok {
+		fmt.Fprintln(w, wrap(line, 100, "  "))
+	}
 	if _, ok := r.Result(ours); !ok {
 		return
 	}
@@ -245,6 +248,45 @@ func (r *Report) writeSummary(w io.Writer) {
 		line += "; behind in " + strings.Join(losses, ", ")
 	}
 	fmt.Fprintln(w, wrap(line+".", 100, "  "))
+}
+
+// boundary says what the process boundary added to a request: the daemon
+// design's figures less the in-process library's, when both ran.
+func (r *Report) boundary() (string, bool) {
+	in, iok := r.Result(ours)
+	out, ook := r.Result("daemon")
+	if !iok || !ook {
+		return "", false
+	}
+	var parts []string
+	for _, f := range []struct {
+		name    string
+		in, out Latency
+	}{{"hit", in.HitLat, out.HitLat}, {"miss", in.MissLat, out.MissLat}} {
+		if f.in.N == 0 || f.out.N == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s p50 %s (%s against %s), p99 %s", f.name,
+			signedDur(f.out.P50-f.in.P50), durString(f.out.P50), durString(f.in.P50), signedDur(f.out.P99-f.in.P99)))
+	}
+	if in.Requests > 0 && out.Requests > 0 {
+		perReq := func(res Result) time.Duration {
+			return time.Duration(res.CPUSeconds * 1e9 / float64(res.Requests))
+		}
+		parts = append(parts, "CPU per request "+signedDur(perReq(out)-perReq(in)))
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	return "the process boundary (daemon less " + ours + "): " + strings.Join(parts, "; ") + ".", true
+}
+
+// signedDur formats a difference of durations with its sign.
+func signedDur(d time.Duration) string {
+	if d < 0 {
+		return "-" + durString(-d)
+	}
+	return "+" + durString(d)
 }
 
 // wrap breaks s at spaces into lines of at most width characters where it

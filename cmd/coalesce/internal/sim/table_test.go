@@ -95,3 +95,36 @@ func TestHTMLLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryBoundary checks the line that says what the process boundary
+// added, from figures chosen so that the miss latency went down.
+func TestSummaryBoundary(t *testing.T) {
+	lat := func(p50, p99 time.Duration) Latency { return Latency{N: 100, P50: p50, P95: p99, P99: p99, Max: p99} }
+	rep := &Report{
+		Config: Config{Duration: time.Second, Agents: 1, InFlight: 1, Workers: 1, CacheBytes: 1 << 20},
+		Stream: StreamSummary{Requests: 10000},
+		Results: []Result{
+			{Design: "coalesce", Title: "ours", Requests: 10000,
+				HitLat: lat(3*time.Microsecond, 50*time.Microsecond), MissLat: lat(400*time.Millisecond, 500*time.Millisecond), CPUSeconds: 0.3},
+			{Design: "daemon", Title: "ours behind the daemon", Requests: 10000,
+				HitLat: lat(103*time.Microsecond, 350*time.Microsecond), MissLat: lat(390*time.Millisecond, 501*time.Millisecond), CPUSeconds: 1.3},
+		},
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// Compared with its line breaks and indents as single spaces.
+	want := "the process boundary (daemon less coalesce): hit p50 +100µs (103µs against 3.00µs), p99 +300µs; " +
+		"miss p50 -10.0ms (390ms against 400ms), p99 +1.00ms; CPU per request +100µs."
+	if !strings.Contains(strings.Join(strings.Fields(buf.String()), " "), want) {
+		t.Errorf("the output lacks\n%s\nin\n%s", want, buf.String())
+	}
+	// Without the daemon design, no such line.
+	rep.Results = rep.Results[:1]
+	buf.Reset()
+	rep.WriteTable(&buf)
+	if strings.Contains(buf.String(), "process boundary") {
+		t.Errorf("a boundary line without the daemon design:\n%s", buf.String())
+	}
+}
