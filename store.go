@@ -42,6 +42,9 @@ func newResultStore(o Options, resultSizeSet bool) (resultStore, int, error) {
 		if room := o.CacheBytes - lru.EntryOverhead; !resultSizeSet && room < int64(maxValue) {
 			maxValue = int(max(room, 0))
 		}
+		if min := lruMinBytes(o, resultSizeSet); o.CacheBytes < min {
+			return nil, 0, tooSmall(o, resultSizeSet, min)
+		}
 		s, err := lru.New(o.CacheBytes, maxValue)
 		if err != nil {
 			return nil, 0, wrap(err)
@@ -52,12 +55,44 @@ func newResultStore(o Options, resultSizeSet bool) (resultStore, int, error) {
 		if !resultSizeSet {
 			cfg.MaxValueSize = 0 // the store's default: 64 KiB, or what fits
 		}
+		minCfg := cfg
+		if !resultSizeSet {
+			minCfg.MaxValueSize = minResultRoom
+		}
+		if min := storeMinBytes(minCfg); o.CacheBytes < min {
+			return nil, 0, tooSmall(o, resultSizeSet, min)
+		}
 		s, err := store.New(cfg)
 		if err != nil {
 			return nil, 0, wrap(err)
 		}
 		return s3fifoStore{s}, min(o.MaxResultSize, s.MaxValueSize()), nil
 	}
+}
+
+// minResultRoom is the largest result that the smallest cache must hold
+// when MaxResultSize is left to its default: a cache that holds only a few
+// bytes per result is a mistake, not a configuration.
+const minResultRoom = 1 << 10
+
+// lruMinBytes is the least CacheBytes with which the LRU holds one result
+// of MaxResultSize, or of minResultRoom if that is not set.
+func lruMinBytes(o Options, resultSizeSet bool) int64 {
+	room := int64(minResultRoom)
+	if resultSizeSet {
+		room = int64(o.MaxResultSize)
+	}
+	return room + lru.EntryOverhead
+}
+
+// tooSmall says how small a cache may be, in the terms of Options.
+func tooSmall(o Options, resultSizeSet bool, min int64) error {
+	with := fmt.Sprintf("with Policy %v", o.Policy)
+	if resultSizeSet {
+		with += fmt.Sprintf(" and MaxResultSize %d", o.MaxResultSize)
+	}
+	return fmt.Errorf("coalesce: Options.CacheBytes %d is too small: the minimum is %d bytes %s; raise CacheBytes%s",
+		o.CacheBytes, min, with, map[bool]string{true: " or lower MaxResultSize"}[resultSizeSet])
 }
 
 type s3fifoStore struct{ *store.Store }
@@ -72,4 +107,36 @@ type lruStore struct{ *lru.Store }
 func (s lruStore) usage() storeUsage {
 	st := s.Stats()
 	return storeUsage{entries: st.Entries, bytes: st.Bytes, evictions: st.Evictions}
+}
+
+// storeMinBytes is the least MaxBytes with which store.New accepts cfg's
+// other fields, found by bisection over small stores. It runs only on the
+// way to an error, to say what the minimum is.
+func storeMinBytes(cfg store.Config) int64 {
+	fits := func(n int64) bool {
+		c := cfg
+		c.MaxBytes = n
+		_, err := store.New(c)
+		return err == nil
+	}
+	hi := int64(1 << 10)
+	for !fits(hi) {
+		if hi >= LimitCacheBytes {
+			return LimitCacheBytes
+		}
+		hi *= 2
+	}
+	lo := int64(0) // does not fit
+	if hi > 1<<10 {
+		lo = hi / 2
+	}
+	for lo+1 < hi {
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
