@@ -83,9 +83,9 @@ const (
 	// reserveSegs are kept free for records that eviction moves, so that
 	// moving never has to evict in turn.
 	reserveSegs = 1
-	// segMetaBytes is the per-segment metadata: next, used, read (int32) and
-	// queue (uint8).
-	segMetaBytes = 13
+	// segMetaBytes is the per-segment metadata: next, used, read, live
+	// records and live bytes (int32) and queue (uint8).
+	segMetaBytes = 21
 	// minEntriesPerShard keeps small stores on few shards, where the split
 	// would otherwise cost hit ratio for no concurrency gain.
 	minEntriesPerShard = 1024

@@ -42,11 +42,14 @@ type shard struct {
 	segNext []int32 // next segment towards the head, or noSeg
 	segUsed []int32 // bytes written in the segment
 	segRead []int32 // eviction cursor: bytes already processed
+	segN    []int32 // live records in the segment
+	segLive []int32 // bytes of the live records in the segment
 	segQ    []uint8 // qSmall, qMain or qFree
 
 	q        [2]queue
 	free     int32 // stack of free segments linked by segNext
 	freeSegs int
+	drainSeg int32 // the tail segment the byte cleaner last chose, or noSeg
 
 	idx     index
 	entries int
@@ -62,26 +65,33 @@ type shard struct {
 	margin   int
 	evidence int
 
+	// The current Set's eviction work (see keepRecords): records moved,
+	// their bytes, and records processed at the queues' tails.
+	keeps, keptBytes, steps int
+
 	evictions uint64
 	l         *layout
 }
 
 func newShard(l *layout) *shard {
 	s := &shard{
-		arena:   make([]byte, l.segs*l.segSize),
-		segNext: make([]int32, l.segs),
-		segUsed: make([]int32, l.segs),
-		segRead: make([]int32, l.segs),
-		segQ:    make([]uint8, l.segs),
-		idx:     newIndex(l.slots),
-		ghost:   newGhost(l.ghostCap, l.ghostBits),
-		mghost:  newGhost(l.mainGhostCap, l.ghostBits),
-		small:   l.smallEntries,
-		margin:  admitMargin,
-		freq:    newSketch(l.sketchWords, l.maxEntries),
-		rng:     uint64(l.segs)*0x9e3779b97f4a7c15 | 1,
-		l:       l,
-		free:    noSeg,
+		arena:    make([]byte, l.segs*l.segSize),
+		segNext:  make([]int32, l.segs),
+		segUsed:  make([]int32, l.segs),
+		segRead:  make([]int32, l.segs),
+		segN:     make([]int32, l.segs),
+		segLive:  make([]int32, l.segs),
+		segQ:     make([]uint8, l.segs),
+		idx:      newIndex(l.slots),
+		ghost:    newGhost(l.ghostCap, l.ghostBits),
+		mghost:   newGhost(l.mainGhostCap, l.ghostBits),
+		small:    l.smallEntries,
+		margin:   admitMargin,
+		freq:     newSketch(l.sketchWords, l.maxEntries),
+		rng:      uint64(l.segs)*0x9e3779b97f4a7c15 | 1,
+		l:        l,
+		free:     noSeg,
+		drainSeg: noSeg,
 	}
 	for i := l.segs - 1; i >= 0; i-- {
 		s.pushFree(int32(i))
@@ -174,6 +184,7 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 	size := recordSize(len(v))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.keeps, s.keptBytes, s.steps = 0, 0, 0
 	if s.freq.due() {
 		s.freq.halve()
 	}
@@ -189,8 +200,7 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 		// The entry stays in its queue with its frequency: an update is not
 		// an access, and not a new admission either.
 		qi := s.segQ[off/uint32(s.l.segSize)]
-		s.q[qi].entries--
-		s.q[qi].liveBytes -= int64(oldSize)
+		s.account(off, oldSize, -1)
 		s.idx.remove(pos)
 		s.entries--
 		s.insert(k, v, size, int(qi), slotFreq(slot))
@@ -221,6 +231,21 @@ func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
 	for s.entries >= s.l.maxEntries {
 		s.evictEntry()
 	}
+	if s.room() < s.l.segSize {
+		// The byte cleaner runs once stores can take less than a segment
+		// before only the reserve is free, freeing twice what each Set
+		// stores, so that draining a segment is spread over the Sets that
+		// fill one instead of falling on one of them. Since it frees twice
+		// what is stored, a tail segment is done before the heads have
+		// taken half a segment more, unless eviction's moves fill main's
+		// head as fast as the tail advances (every entry hot): then a store
+		// may find only the reserve and drain the rest of a segment itself
+		// (4 Sets in 5,000 in TestEvictionBoundedWhenAllHot). A lead of a
+		// segment and a half made that rarer but held 2% fewer entries in
+		// a store of 64 segments a shard (TestFillHoldsBudget 175.9 B per
+		// entry, 172.3 with this lead, 172.4 before the cleaner).
+		s.clean(2 * size)
+	}
 	off := s.reserve(qi, size, false)
 	b := s.arena[off:]
 	binary.LittleEndian.PutUint64(b, k.Hi)
@@ -229,8 +254,18 @@ func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
 	copy(b[keySize+n:], v)
 	s.idx.insert(makeSlot(tagOf(k), off, freq))
 	s.entries++
-	s.q[qi].entries++
-	s.q[qi].liveBytes += int64(size)
+	s.account(off, size, 1)
+}
+
+// account adds (delta 1) or removes (delta -1) a live record of size bytes
+// at off to or from its segment's and its queue's counters.
+func (s *shard) account(off uint32, size int, delta int) {
+	seg := off / uint32(s.l.segSize)
+	s.segN[seg] += int32(delta)
+	s.segLive[seg] += int32(delta * size)
+	q := &s.q[s.segQ[seg]]
+	q.entries += delta
+	q.liveBytes += int64(delta * size)
 }
 
 // reserve returns the offset of size free bytes at queue qi's head. A store
@@ -314,6 +349,36 @@ func (s *shard) smallShare() float64 {
 	return float64(s.small) / float64(s.l.maxEntries)
 }
 
+// keepRecords bounds the records one Set's eviction moves: re-appended at
+// main's head with one access less, promoted from small, or admitted over
+// main's victim. Exact CLOCK, which main's queue is, re-appends every
+// accessed record it meets, so with every entry hot one Set would walk main
+// up to freqMax times under the write lock (159 ms with a million entries
+// in a shard). Once the budget is spent, eviction drops what it finds at
+// small's tail, accessed or not (the ghost remembers it, and a key that
+// comes back enters main), and only when small is empty main's tail record
+// whatever its count; main's walk resumes at the next Set where it stopped.
+// Dropping from small keeps main's hot keys, which is what the walk was for.
+// On the traces of docs/HITRATIO.md, fewer than 1 Set in 3,000 needs more
+// than 128 moves, and the budget changed no mean (6.29 points from OPT with
+// and without it); 32 and 64 lost 6–7 points at lirs_ps@150, where the walk
+// covers the whole small cache. keepBytes bounds the bytes copied likewise.
+const (
+	keepRecords = 128
+	keepBytes   = 256 << 10
+)
+
+// canKeep reports whether the current Set may still move a record of size
+// bytes.
+func (s *shard) canKeep(size int) bool {
+	return s.keeps < keepRecords && s.keptBytes+size <= max(keepBytes, 2*s.l.segSize)
+}
+
+// spent reports whether the current Set's moves are used up.
+func (s *shard) spent() bool {
+	return s.keeps >= keepRecords || s.keptBytes >= max(keepBytes, 2*s.l.segSize)
+}
+
 // evictEntry drops one entry, for the entry cap. S3-FIFO evicts from the
 // small queue while it holds at least its share of the entries.
 func (s *shard) evictEntry() {
@@ -321,21 +386,29 @@ func (s *shard) evictEntry() {
 		qi := qMain
 		if s.q[qSmall].entries > 0 && float64(s.q[qSmall].entries) >= s.smallShare()*float64(s.entries) {
 			qi = qSmall
-		} else if s.q[qMain].entries == 0 {
+		} else if s.q[qMain].entries == 0 || s.spent() && s.q[qSmall].entries > 0 {
 			qi = qSmall
 		}
-		if s.evictStep(qi) {
+		if dropped, _ := s.evictStep(qi); dropped {
 			return
 		}
 	}
 }
 
-// evictSegment frees at least one segment, for the byte budget: it drains
-// the tail segment of the small queue while that queue holds at least its
-// target share of the segments in use, else of the main queue. A queue's
-// head segment is drained only if it is the last one standing.
-func (s *shard) evictSegment() {
+// drainQueue picks the queue whose tail segment the byte-bound eviction
+// processes: small while it holds at least its target share of the segments
+// in use, else main; a queue's head segment only if it is the last one
+// standing. It sticks to the segment it chose until that segment leaves the
+// tail, so that work spread over Sets frees whole segments instead of
+// leaving both tails half drained; and it turns to small once the Set's
+// moves are spent, as evictEntry does.
+func (s *shard) drainQueue() int {
 	small, main := &s.q[qSmall], &s.q[qMain]
+	if d := s.drainSeg; d != noSeg {
+		if qi := int(s.segQ[d]); qi != qFree && s.q[qi].tail == d && s.q[qi].segs > 1 && !(qi == qMain && s.spent() && !s.drained(qSmall)) {
+			return qi
+		}
+	}
 	qi := qMain
 	used := float64(small.segs + main.segs)
 	if small.segs > 1 && float64(small.segs) >= s.smallShare()*used || main.segs <= 1 {
@@ -344,74 +417,144 @@ func (s *shard) evictSegment() {
 	if s.q[qi].segs <= 1 {
 		qi ^= 1
 	}
+	if qi == qMain && s.spent() && !s.drained(qSmall) || s.drained(qi) {
+		qi ^= 1
+	}
+	s.drainSeg = s.q[qi].tail
+	return qi
+}
+
+// drained reports whether queue qi has nothing left to process: no segment,
+// or only its head, already read to the end.
+func (s *shard) drained(qi int) bool {
+	q := &s.q[qi]
+	return q.segs == 0 || q.segs == 1 && s.segRead[q.tail] == s.segUsed[q.tail]
+}
+
+// evictSegment frees at least one segment, for the byte budget, when a
+// store finds only the reserve free. The cleaner (clean) running ahead makes
+// this rare; when it happens, it processes at most the rest of a segment or
+// two, the moves being bounded by keepRecords.
+func (s *shard) evictSegment() {
 	free := s.freeSegs
-	for s.freeSegs <= free && s.q[qi].segs > 0 {
-		s.evictStep(qi)
-		if s.q[qi].segs == 1 && s.segRead[s.q[qi].tail] == s.segUsed[s.q[qi].tail] {
-			break // drained the last segment; it stays as the head
+	for s.freeSegs <= free {
+		qi := s.drainQueue()
+		if s.drained(qi) {
+			return
 		}
+		s.evictStep(qi)
+	}
+}
+
+// room is the bytes stores can take before only the reserve is free: the
+// free segments beyond it and the rest of both heads.
+func (s *shard) room() int {
+	r := (s.freeSegs - reserveSegs) * s.l.segSize
+	for i := range s.q {
+		if h := s.q[i].head; h != noSeg {
+			r += s.l.segSize - int(s.segUsed[h])
+		}
+	}
+	return r
+}
+
+// clean processes records at a tail until target bytes were dropped or
+// found to be garbage, or a segment was freed.
+func (s *shard) clean(target int) {
+	free := s.freeSegs
+	for freed := 0; freed < target && s.freeSegs <= free; {
+		qi := s.drainQueue()
+		if s.drained(qi) {
+			return
+		}
+		_, n := s.evictStep(qi)
+		freed += n
 	}
 }
 
 // evictStep processes the record at queue qi's eviction cursor: garbage is
 // skipped, a live record is moved (to main, or back to main's head) or
-// dropped per S3-FIFO. It reports whether an entry left the store.
-func (s *shard) evictStep(qi int) (dropped bool) {
+// dropped per S3-FIFO. While main has room, small's whole tail segment is
+// spliced into main instead, records and counts as they are. It reports
+// whether an entry left the store and the bytes freed (dropped or garbage).
+func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 	q := &s.q[qi]
 	seg := q.tail
 	if seg == noSeg {
-		return false
+		return false, 0
 	}
-	if s.segRead[seg] == s.segUsed[seg] {
+	if s.segRead[seg] == s.segUsed[seg] || s.segN[seg] == 0 {
+		// Drained, or only garbage left: nothing to read.
+		freed = int(s.segUsed[seg] - s.segRead[seg])
+		s.segRead[seg] = s.segUsed[seg]
 		s.retire(qi)
-		return false
+		return false, freed
+	}
+	carry := qi == qSmall && s.freq.words != nil && !s.mainFull()
+	if carry && s.mainRoom() >= int(s.segN[seg]) && seg != s.q[qSmall].head {
+		// Main has room for the whole segment: it becomes main's head as
+		// it is (see carry below). Moving it whole, instead of record by
+		// record, is what bounds the first drain after a fill, when small
+		// holds every key: it was one Set copying nine tenths of the shard.
+		// Only when the room is less than a segment do records move one by
+		// one (fewer than a segment's worth, so outside keepRecords), so
+		// that main does not overshoot its share: the excess would leave
+		// from main's tail without admission, which churned the stable
+		// subset of a loop (loop:100000 at 50,000 entries lost 33 points).
+		s.splice(seg)
+		return false, 0
 	}
 	off := uint32(int(seg)*s.l.segSize) + uint32(s.segRead[seg])
 	k, _, _, size := s.record(off)
+	s.steps++
 	s.segRead[seg] += int32(size)
 	defer s.retireIfDrained(qi)
 
 	pos, ok := s.idx.findOff(tagOf(k), off)
 	if !ok {
-		return false // garbage: deleted or overwritten
+		return false, size // garbage: deleted or overwritten
 	}
 	slot := s.idx.slots[pos]
 	freq := slotFreq(slot)
 	var keep, victimDropped bool
 	var newFreq uint64
-	if qi == qSmall {
+	switch {
+	case carry:
+		// Main has room (it is filling, or small is over its target): the
+		// key goes on with the accesses it had in small, as in one CLOCK
+		// over both queues. Resetting them, as S3-FIFO does, threw away
+		// what the first fill learnt: the hottest keys reached main's tail
+		// at count 0 together with the coldest (docs/HITRATIO.md: arc_oltp
+		// at 93,000 entries 77.65% → 77.91%, cloud_physics_w106 at 140,000
+		// 93.83% → 94.46%).
+		keep, newFreq = true, freq
+	case !s.canKeep(size):
+		// The Set's moves are spent: drop, whatever the count.
+	case qi == qSmall:
 		// S3-FIFO: a key accessed in small has earned main. With the sketch,
-		// an unaccessed one gets main while main has room, and afterwards
-		// only by outweighing main's victim (TinyLFU).
+		// an unaccessed one gets main only by outweighing main's victim
+		// (TinyLFU).
 		keep = freq >= uint64(s.l.promoteAt)
-		switch {
-		case s.freq.words != nil && !s.mainFull():
-			// Main has room (it is filling, or small is over its target):
-			// the key goes on with the accesses it had in small, as in one
-			// CLOCK over both queues. Resetting them, as S3-FIFO does,
-			// threw away what the first fill learnt: the hottest keys
-			// reached main's tail at count 0 together with the coldest
-			// (docs/HITRATIO.md: arc_oltp at 93,000 entries 77.65% →
-			// 77.91%, cloud_physics_w106 at 140,000 93.83% → 94.46%).
-			keep, newFreq = true, freq
-		case !keep && s.freq.words != nil:
+		if !keep && s.freq.words != nil {
 			keep, victimDropped = s.admitOver(s.freq.estimate(k), s.margin)
 			// Dropping main's victim may have shifted index slots.
 			pos, _ = s.idx.findOff(tagOf(k), off)
 			slot = s.idx.slots[pos]
 		}
-	} else if freq > 0 {
+	case freq > 0:
 		keep, newFreq = true, freq-1
 	}
 	if keep {
 		if to := s.reserve(qMain, size, true); to != noRoom {
 			copy(s.arena[to:int(to)+size], s.arena[off:int(off)+size])
 			s.idx.slots[pos] = withFreq(withOff(slot, to), newFreq)
-			q.entries--
-			q.liveBytes -= int64(size)
-			s.q[qMain].entries++
-			s.q[qMain].liveBytes += int64(size)
-			return victimDropped
+			s.account(off, size, -1)
+			s.account(to, size, 1)
+			if !carry {
+				s.keeps++
+				s.keptBytes += size
+			}
+			return victimDropped, 0
 		}
 	}
 	if qi == qSmall {
@@ -420,24 +563,54 @@ func (s *shard) evictStep(qi int) (dropped bool) {
 		s.mghost.add(k)
 	}
 	s.idx.remove(pos)
-	q.entries--
-	q.liveBytes -= int64(size)
+	s.account(off, size, -1)
 	s.entries--
 	s.evictions++
-	return true
+	return true, size
+}
+
+// splice moves small's tail segment seg to main's head, records, counts
+// and garbage as they are. Main's old head stops taking appends; its unused
+// end is the only waste, one partial segment for a run of splices.
+func (s *shard) splice(seg int32) {
+	small, main := &s.q[qSmall], &s.q[qMain]
+	small.tail = s.segNext[seg]
+	small.segs--
+	n, b := int(s.segN[seg]), int64(s.segLive[seg])
+	small.entries -= n
+	small.liveBytes -= b
+	s.segNext[seg] = noSeg
+	if main.head == noSeg {
+		main.tail = seg
+	} else {
+		s.segNext[main.head] = seg
+	}
+	main.head = seg
+	main.segs++
+	main.entries += n
+	main.liveBytes += b
+	s.segQ[seg] = qMain
 }
 
 // full reports whether storing a new key must evict.
 func (s *shard) full() bool {
-	return s.entries >= s.l.maxEntries || s.freeSegs <= reserveSegs
+	return s.entries >= s.l.maxEntries || s.room() < s.l.segSize
 }
 
 // mainFull reports whether main holds its share of the shard, so that a key
 // entering it must displace one.
 func (s *shard) mainFull() bool {
+	return s.mainRoom() <= 0
+}
+
+// mainRoom is how many entries main may still take before it holds its
+// share: by entries, or none once it holds its share of the segments.
+func (s *shard) mainRoom() int {
 	m := &s.q[qMain]
-	return m.entries >= s.l.maxEntries-s.small ||
-		m.segs >= int((1-s.smallShare())*float64(s.l.segs-reserveSegs))
+	if m.segs >= int((1-s.smallShare())*float64(s.l.segs-reserveSegs)) {
+		return 0
+	}
+	return s.l.maxEntries - s.small - m.entries
 }
 
 // The admission margin: a candidate leaving small unaccessed must beat
@@ -475,23 +648,25 @@ func (s *shard) admitOver(cand uint64, margin int) (admit, dropped bool) {
 		if seg == noSeg || s.segRead[seg] == s.segUsed[seg] && seg == m.head {
 			return true, false // main is empty
 		}
-		if s.segRead[seg] == s.segUsed[seg] {
-			s.retire(qMain)
+		if s.segRead[seg] == s.segUsed[seg] || s.segN[seg] == 0 {
+			s.evictStep(qMain) // retires the drained or dead segment
 			continue
 		}
 		off := uint32(int(seg)*s.l.segSize) + uint32(s.segRead[seg])
-		k, _, _, _ := s.record(off)
+		k, _, _, size := s.record(off)
 		pos, ok := s.idx.findOff(tagOf(k), off)
-		if !ok || slotFreq(s.idx.slots[pos]) > 0 {
-			// Garbage is skipped, an accessed entry re-appended.
-			if s.evictStep(qMain) {
+		if !ok || slotFreq(s.idx.slots[pos]) > 0 && s.canKeep(size) {
+			// Garbage is skipped, an accessed entry re-appended; once the
+			// Set's moves are spent, the tail record is the victim.
+			if dropped, _ := s.evictStep(qMain); dropped {
 				return true, true
 			}
 			continue
 		}
 		victim := s.freq.estimate(k)
 		if int(cand) > int(victim)+margin || cand >= 6 && s.random()&127 == 0 {
-			return true, s.evictStep(qMain)
+			dropped, _ := s.evictStep(qMain)
+			return true, dropped
 		}
 		return false, false
 	}
@@ -536,9 +711,7 @@ func (s *shard) delete(k keyhash.Key) bool {
 	}
 	off := slotOff(slot)
 	_, _, _, size := s.record(off)
-	qi := s.segQ[off/uint32(s.l.segSize)]
-	s.q[qi].entries--
-	s.q[qi].liveBytes -= int64(size)
+	s.account(off, size, -1)
 	s.idx.remove(pos)
 	s.entries--
 	return true

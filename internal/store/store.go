@@ -16,8 +16,13 @@
 // of two rotating Bloom filters per queue, and enter main if they come back.
 // Eviction processes records at a queue's tail: from small, accessed keys
 // move to main (keeping their access counts while main has room, as after
-// the first fill); from main, accessed keys are re-appended with one access
-// less and the others drop. A count-min sketch of 4-bit counters estimates
+// the first fill, whole segments at a time when main has room for them);
+// from main, accessed keys are re-appended with one access less and the
+// others drop. Every Set's eviction work is bounded whatever the counts: it
+// moves at most keepRecords records, then drops what is at small's tail
+// (main's if small is empty), and the byte-bound eviction runs a segment
+// ahead, freeing twice what each Set stores, instead of draining a whole
+// segment in one Set. A count-min sketch of 4-bit counters estimates
 // how often every key, resident or not, was requested lately: an unaccessed
 // key leaving small, or a ghost hit, takes a place in a full main queue only
 // if its estimate beats main's victim's by a margin, which keeps a stable
