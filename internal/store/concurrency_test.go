@@ -139,7 +139,7 @@ func TestConcurrentHitsCountOnce(t *testing.T) {
 	}
 	wg.Wait()
 	sh := s.shard(k)
-	_, slot, _ := sh.find(k)
+	_, _, slot, _ := sh.find(k)
 	if slotFreq(slot) != freqMax {
 		t.Fatalf("frequency %d after 4000 hits, want %d", slotFreq(slot), freqMax)
 	}

@@ -14,9 +14,10 @@ import (
 type Config struct {
 	// MaxBytes is the budget for everything the store allocates: the value
 	// arenas, the index, the two ghosts' filters, the frequency sketch and
-	// per-segment metadata. The
-	// store allocates it up front; the operating system backs the arenas
-	// with memory only as they fill. Zero means "derive from MaxEntries".
+	// per-segment metadata. The store allocates it as it fills: an empty
+	// store holds its metadata and small index parts, about 0.1% of the
+	// budget. At most MaxBytesLimit. Zero means "derive from MaxEntries";
+	// Config.MinBytes is the least that works.
 	MaxBytes int64
 
 	// MaxEntries, if positive, caps the number of entries. With MaxBytes
@@ -31,6 +32,8 @@ type Config struct {
 	// explicit value must fit in a segment of 1/8 of a shard's arena; records
 	// never span segments.
 	MaxValueSize int
+
+	// (MaxEntries is at most MaxEntriesLimit.)
 
 	// ExpectedValueSize sizes the index: the store holds about
 	// MaxBytes/(record+index+ghosts+sketch bytes per entry) entries. Zero means 128.
@@ -49,10 +52,23 @@ type Config struct {
 	promoteAt  int     // accesses a small entry needs to move to main; default 1
 	ghostShare float64 // ghost capacity as a share of entries; default 0.9
 	ghostBits  int     // Bloom bits per remembered key; default 12
-	maxLoad    float64 // index load factor at full; default 0.8
+	maxLoad    float64 // index load factor at full; default 0.8, at most 0.85
 	noAdmit    bool    // plain S3-FIFO: no frequency sketch, no admission, no adaptation
 	noAdapt    bool    // fixed small share and admission margin, no main ghost
 }
+
+// The upper bounds of a Config's sizes, far above any sensible setting, so
+// that a typo or an unchecked flag fails with an error naming the limit
+// instead of exhausting memory.
+const (
+	// MaxBytesLimit bounds Config.MaxBytes (1 TiB), and the budget that
+	// Config.MaxEntries derives without it.
+	MaxBytesLimit = 1 << 40
+	// MaxEntriesLimit bounds Config.MaxEntries: MaxBytesLimit holds at
+	// most that many entries at the 64 bytes each of the smallest records
+	// with their index, ghost and sketch shares.
+	MaxEntriesLimit = MaxBytesLimit / 64
+)
 
 // ErrTooLarge is returned, wrapped, by Set for a value longer than the
 // store's MaxValueSize.
@@ -84,8 +100,13 @@ const (
 	// moving never has to evict in turn.
 	reserveSegs = 1
 	// segMetaBytes is the per-segment metadata: next, used, read, live
-	// records and live bytes (int32) and queue (uint8).
-	segMetaBytes = 21
+	// records and live bytes (int32), queue (uint8) and the header of the
+	// segment's slice.
+	segMetaBytes = 21 + 24
+	// maxShardBytes bounds a shard's budget, so that its arena's
+	// offsets fit 32 bits whatever the segment size (a segment of 64 KiB
+	// + 19 B takes 2^17 of the offset space).
+	maxShardBytes = 1 << 31
 	// minEntriesPerShard keeps small stores on few shards, where the split
 	// would otherwise cost hit ratio for no concurrency gain.
 	minEntriesPerShard = 1024
@@ -109,12 +130,18 @@ type layout struct {
 	maxValueSize int
 	segSize      int // bytes per segment; every record fits in one
 	segs         int // segments per shard
-	slots        int // index slots per shard
+	slots        int // index slots per shard, when every part is at partSlots
+	parts        int // index parts per shard, a power of two
+	partSlots    int // slots a part grows to
+	partShift    int // tagBits - log2(parts)
+	segShift     uint
+	segMask      uint32
+	maxLoad      float64
 	maxEntries   int // entries per shard
 	ghostCap     int // keys the ghost remembers per shard
 	capacity     int64
 
-	sketchWords int // 0 without admission
+	sketchWords int // sketch words per shard when every part is at partSlots; 0 without admission
 
 	// adapt is whether the small share and the admission margin adapt,
 	// with a ghost of mainGhostCap keys dropped from main (else 0); small
@@ -155,8 +182,12 @@ func (c Config) validate() error {
 	switch {
 	case c.MaxBytes < 0:
 		return fmt.Errorf("store: MaxBytes is %d; it must be positive, or zero with MaxEntries set", c.MaxBytes)
+	case c.MaxBytes > MaxBytesLimit:
+		return fmt.Errorf("store: MaxBytes is %d, above the limit of %d (MaxBytesLimit, 1 TiB)", c.MaxBytes, int64(MaxBytesLimit))
 	case c.MaxEntries < 0:
 		return fmt.Errorf("store: MaxEntries is %d; it must be positive, or zero for no entry cap", c.MaxEntries)
+	case int64(c.MaxEntries) > MaxEntriesLimit:
+		return fmt.Errorf("store: MaxEntries is %d, above the limit of %d (MaxEntriesLimit)", c.MaxEntries, int64(MaxEntriesLimit))
 	case c.MaxBytes == 0 && c.MaxEntries == 0:
 		return errors.New("store: no capacity: set MaxBytes (a byte budget) or MaxEntries (an entry count)")
 	case c.MaxValueSize < 0:
@@ -171,8 +202,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("store: promotion threshold %d; it must be in [0, %d]", c.promoteAt, freqMax+1)
 	case c.ghostShare < 0 || c.ghostBits < 0 || c.ghostBits > 64:
 		return fmt.Errorf("store: ghost share %v and bits %d; want share ≥ 0 and bits in [0, 64]", c.ghostShare, c.ghostBits)
-	case c.maxLoad < 0 || c.maxLoad > 0.95:
-		return fmt.Errorf("store: index load %v; it must be in (0, 0.95]", c.maxLoad)
+	case c.maxLoad < 0 || c.maxLoad > 0.85:
+		return fmt.Errorf("store: index load %v; it must be in (0, 0.85]", c.maxLoad)
 	}
 	return nil
 }
@@ -181,7 +212,97 @@ func (c Config) layout() (layout, error) {
 	if err := c.validate(); err != nil {
 		return layout{}, err
 	}
+	l, f := c.withDefaults().plan()
+	if f.kind != planOK {
+		return layout{}, f.err(c)
+	}
+	return l, nil
+}
+
+// MinBytes returns the least MaxBytes with which New succeeds for c's other
+// fields, or -1 if there is none up to MaxBytesLimit (or another field is
+// out of range: New's error then says which).
+func (c Config) MinBytes() int64 {
+	c.MaxBytes = MaxBytesLimit
+	if c.validate() != nil {
+		return -1
+	}
 	c = c.withDefaults()
+	hi := int64(MaxBytesLimit)
+	if c.Shards > 0 {
+		// More would exceed a shard's offsets.
+		hi = min(hi, int64(c.Shards)*maxShardBytes)
+	}
+	c.MaxBytes = hi
+	if _, f := c.plan(); f.kind != planOK {
+		return -1
+	}
+	// New succeeds for every MaxBytes from the least up to hi: plan keeps
+	// the automatic shard count low enough for each shard to hold its
+	// segments (TestMinBytes samples it).
+	lo := int64(0)
+	for hi-lo > 1 {
+		c.MaxBytes = lo + (hi-lo)/2
+		if _, f := c.plan(); f.kind == planOK {
+			hi = c.MaxBytes
+		} else {
+			lo = c.MaxBytes
+		}
+	}
+	return hi
+}
+
+// planFailure says why a configuration has no layout, with the figures its
+// error gives; plan returns it instead of an error so that MinBytes's
+// search allocates nothing.
+type planFailure struct {
+	kind       int
+	n1, n2, n3 int64
+	f          float64
+}
+
+const (
+	planOK = iota
+	planNoEntry
+	planSlots
+	planArena
+	planValue
+	planShards
+	planLimit
+)
+
+func (f planFailure) err(c Config) error {
+	var err error
+	switch f.kind {
+	case planNoEntry:
+		err = fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index, ghosts and sketch)", c.MaxBytes, f.n1, f.f)
+	case planSlots:
+		return fmt.Errorf("store: %d entries per shard need %d index slots, above the limit of %d; raise Shards", f.n1, f.n2, maxSlots)
+	case planArena:
+		return fmt.Errorf("store: a shard's arena of %d bytes exceeds what 32-bit offsets address; raise Shards (now %d)", f.n1, f.n2)
+	case planValue:
+		err = fmt.Errorf("store: MaxValueSize %d does not fit: a shard's arena of %d bytes must hold %d segments of at least one such value; raise MaxBytes, lower Shards or lower MaxValueSize",
+			c.MaxValueSize, f.n1, minSegs)
+	case planShards:
+		err = fmt.Errorf("store: MaxBytes %d is too small for %d shard(s): each needs at least %d bytes", c.MaxBytes, f.n1, f.n2)
+	case planLimit:
+		return fmt.Errorf("store: MaxEntries %d of the expected %d-byte value need %d bytes, above the limit of %d (MaxBytesLimit)", c.MaxEntries, c.withDefaults().ExpectedValueSize, f.n1, int64(MaxBytesLimit))
+	}
+	if c.MaxBytes == 0 {
+		return err
+	}
+	if m := c.MinBytes(); m > 0 {
+		return fmt.Errorf("%w; the minimum MaxBytes is %d", err, m)
+	}
+	return fmt.Errorf("%w; no MaxBytes up to MaxBytesLimit is enough", err)
+}
+
+// plan turns a validated configuration with defaults into a layout. The
+// automatic shard count is the one of withShards' rules, halved while
+// shards would be too small for their segments, down to the count that
+// keeps each shard's offsets within 32 bits; so a larger budget never gets
+// a layout that fails where a smaller one succeeded.
+func (c Config) plan() (layout, planFailure) {
 	rec := recordSize(c.ExpectedValueSize)
 	ghostPerEntry := c.ghostShare * float64(c.ghostBits) / 8
 	adapt := !c.noAdmit && !c.noAdapt
@@ -200,41 +321,60 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	if total < 1 {
-		return layout{}, fmt.Errorf("store: MaxBytes %d holds no entry of the expected %d-byte value (%.0f bytes each with index, ghosts and sketch)",
-			c.MaxBytes, c.ExpectedValueSize, perEntry)
+		return layout{}, planFailure{kind: planNoEntry, n1: int64(c.ExpectedValueSize), f: perEntry}
 	}
-
-	shards := c.Shards
-	if shards == 0 {
-		shards = 1
-		limit := 4 * runtime.GOMAXPROCS(0)
-		for shards*2 <= limit && total/float64(shards*2) >= minEntriesPerShard {
-			shards *= 2
-		}
-		// Offsets are 32-bit within a shard: big budgets need more shards.
-		for c.MaxBytes/int64(shards) > maxArena || total*float64(rec)/float64(shards) > maxArena/2 {
-			shards *= 2
+	if c.Shards > 0 {
+		return c.sized(c.Shards, total, rec, adapt)
+	}
+	shards := 1
+	limit := 4 * runtime.GOMAXPROCS(0)
+	for shards*2 <= limit && total/float64(shards*2) >= minEntriesPerShard {
+		shards *= 2
+	}
+	// Offsets are 32-bit within a shard: big budgets need more shards.
+	forced := 1
+	for c.MaxBytes/int64(forced) > maxShardBytes || total*float64(rec)/float64(forced) > maxShardBytes {
+		forced *= 2
+	}
+	shards = max(shards, forced)
+	l, f := c.sized(shards, total, rec, adapt)
+	for n := shards / 2; f.kind != planOK && n >= forced; n /= 2 {
+		if l2, f2 := c.sized(n, total, rec, adapt); f2.kind == planOK {
+			return l2, f2
 		}
 	}
+	return l, f
+}
 
+// sized is plan for a given shard count.
+func (c Config) sized(shards int, total float64, rec int, adapt bool) (layout, planFailure) {
 	l := layout{
 		shards:     shards,
 		smallShare: c.smallShare,
 		promoteAt:  c.promoteAt,
 		ghostBits:  c.ghostBits,
 		adapt:      adapt,
+		maxLoad:    c.maxLoad,
 	}
 	l.maxEntries = int(math.Ceil(total / float64(shards)))
 	if c.MaxEntries > 0 && c.MaxBytes == 0 {
 		l.maxEntries = (c.MaxEntries + shards - 1) / shards
 	}
-	l.slots = max(int(math.Ceil(float64(l.maxEntries)/c.maxLoad)), l.maxEntries+1)
-	if l.slots > maxSlots {
-		return layout{}, fmt.Errorf("store: %d entries per shard need %d index slots, above the limit of %d; raise Shards", l.maxEntries, l.slots, maxSlots)
+	slots := max(int(math.Ceil(float64(l.maxEntries)/c.maxLoad)), l.maxEntries+1)
+	if slots > maxSlots {
+		return layout{}, planFailure{kind: planSlots, n1: int64(l.maxEntries), n2: int64(slots)}
 	}
+	// The index's parts: as few as keep each within maxPartSlots.
+	parts := 1
+	for (slots+parts-1)/parts > maxPartSlots {
+		parts *= 2
+	}
+	l.parts, l.partSlots = parts, (slots+parts-1)/parts
+	l.partShift = tagBits - bits.TrailingZeros(uint(parts))
+	l.slots = parts * l.partSlots
 	l.ghostCap = max(int(c.ghostShare*float64(l.maxEntries)), 1)
 	if !c.noAdmit {
-		l.sketchWords = sketchWords(l.maxEntries)
+		l.sketchWords = parts * sketchBlocks(l.partSlots, c.maxLoad) * blockWords
 	}
 	l.smallEntries = int(math.Ceil(c.smallShare * float64(l.maxEntries)))
 	l.smallMin, l.smallMax = l.smallEntries, l.smallEntries
@@ -261,23 +401,25 @@ func (c Config) layout() (layout, error) {
 	} else if seg == maxSegSize {
 		seg = recordSize(defaultMaxValueSize)
 	}
+	seg = allocSize(seg)
 	l.segSize = seg
-	l.segs = int(arena / int64(seg+segMetaBytes))
+	l.segShift = uint(bits.Len(uint(seg - 1)))
+	l.segMask = 1<<l.segShift - 1
+	l.segs = int(max(arena, 0) / int64(seg+segMetaBytes))
 	if c.MaxBytes == 0 {
 		// Slack for the reserve, the partly filled heads and tails, and the
 		// unused ends of segments, so that MaxEntries is what binds.
 		perSeg := int64(seg - rec)
 		l.segs = max(int((arena+perSeg-1)/perSeg)+reserveSegs+3, minSegs)
 	}
-	if int64(l.segs)*int64(seg) > maxArena {
-		return layout{}, fmt.Errorf("store: a shard's arena of %d bytes exceeds the %d-byte limit; raise Shards (now %d)", int64(l.segs)*int64(seg), int64(maxArena), shards)
+	if int64(l.segs)<<l.segShift > maxOffsets {
+		return layout{}, planFailure{kind: planArena, n1: int64(l.segs) * int64(seg), n2: int64(shards)}
 	}
 	if l.segs < minSegs {
 		if c.MaxValueSize > 0 && recordSize(c.MaxValueSize) > rec {
-			return layout{}, fmt.Errorf("store: MaxValueSize %d does not fit: a shard's arena of %d bytes must hold %d segments of at least one such value; raise MaxBytes, lower Shards or lower MaxValueSize",
-				c.MaxValueSize, max(arena, 0), minSegs)
+			return layout{}, planFailure{kind: planValue, n1: max(arena, 0)}
 		}
-		return layout{}, fmt.Errorf("store: MaxBytes %d is too small for %d shard(s): each needs at least %d bytes", c.MaxBytes, shards, fixed+int64(minSegs*(seg+segMetaBytes)))
+		return layout{}, planFailure{kind: planShards, n1: int64(shards), n2: fixed + int64(minSegs*(seg+segMetaBytes))}
 	}
 	l.maxValueSize = c.MaxValueSize
 	if l.maxValueSize == 0 {
@@ -287,12 +429,26 @@ func (c Config) layout() (layout, error) {
 		}
 	}
 	l.capacity = int64(shards) * (fixed + int64(l.segs)*int64(seg+segMetaBytes))
-	return l, nil
+	if c.MaxBytes == 0 && l.capacity > MaxBytesLimit {
+		return layout{}, planFailure{kind: planLimit, n1: l.capacity}
+	}
+	return l, planFailure{}
 }
 
-// fixedBytes is a shard's memory besides its segments: index, ghosts and
-// sketch.
+// allocSize rounds a segment's size up to what the Go heap allocates for
+// it, so that the budget pays for no rounding it does not see: a power of
+// two up to 32 KiB (each one a size class), whole 8 KiB pages above (a
+// segment for a 64 KiB value, 65,555 bytes, would take 72 KiB anyway).
+func allocSize(n int) int {
+	if n <= 32<<10 {
+		return 1 << bits.Len(uint(n-1))
+	}
+	return (n + 8<<10 - 1) &^ (8<<10 - 1)
+}
+
+// fixedBytes is a shard's memory besides its segments and their metadata,
+// at its largest: index parts, ghosts and sketch.
 func (l *layout) fixedBytes() int64 {
-	return int64(l.slots)*8 + ghostBytes(l.ghostCap, l.ghostBits) + ghostBytes(l.mainGhostCap, l.ghostBits) +
+	return int64(l.slots)*8 + int64(l.parts)*partBytes + ghostBytes(l.ghostCap, l.ghostBits) + ghostBytes(l.mainGhostCap, l.ghostBits) +
 		int64(l.sketchWords)*8
 }

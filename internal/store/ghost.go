@@ -11,29 +11,35 @@ import "github.com/coalesce-go/coalesce/internal/keyhash"
 // is cleared and becomes current. A key is therefore remembered for between
 // one half and one whole capacity of later drops, at about bitsPerKey/2 bits
 // per remembered key, with a small false-positive rate (a false positive only
-// admits a new key to main instead of small).
+// admits a new key to main instead of small). The filters are allocated at
+// the first drop: a store that has not filled yet has nothing to remember.
 type ghost struct {
 	filters [2][]uint64
 	cur     int
 	added   int // keys added to the current filter
 	half    int // keys a filter takes before the two swap roles
+	words   int // words per filter; 0 for an empty ghost
 }
 
 // ghostHashes is how many bits a key sets within its 64-bit block.
 const ghostHashes = 4
 
-// newGhost returns a ghost of capacity keys, or an empty one (nil filters,
-// never added to) for capacity zero.
+// newGhost returns a ghost of capacity keys, or an empty one (never added
+// to) for capacity zero. It allocates nothing until the first add.
 func newGhost(capacity int, bitsPerKey int) ghost {
 	if capacity == 0 {
 		return ghost{}
 	}
 	half := max(capacity/2, 1)
-	words := max((half*bitsPerKey+63)/64, 1)
-	return ghost{
-		filters: [2][]uint64{make([]uint64, words), make([]uint64, words)},
-		half:    half,
+	return ghost{half: half, words: max((half*bitsPerKey+63)/64, 1)}
+}
+
+// allocated is the bytes of the filters allocated so far.
+func (g *ghost) allocated() int64 {
+	if g.filters[0] == nil {
+		return 0
 	}
+	return int64(2 * g.words * 8)
 }
 
 func ghostBytes(capacity int, bitsPerKey int) int64 {
@@ -48,7 +54,7 @@ func ghostBytes(capacity int, bitsPerKey int) int64 {
 // block picks a word from the low half of Key.Lo (the index uses its top
 // bits) and a mask of bits from Key.Hi's low bits (shards use its top bits).
 func (g *ghost) block(k keyhash.Key) (word int, mask uint64) {
-	word = int(uint64(uint32(k.Lo)) * uint64(len(g.filters[0])) >> 32)
+	word = int(uint64(uint32(k.Lo)) * uint64(g.words) >> 32)
 	h := k.Hi
 	for range ghostHashes {
 		mask |= 1 << (h & 63)
@@ -58,6 +64,12 @@ func (g *ghost) block(k keyhash.Key) (word int, mask uint64) {
 }
 
 func (g *ghost) add(k keyhash.Key) {
+	if g.filters[0] == nil {
+		if g.words == 0 {
+			return
+		}
+		g.filters = [2][]uint64{make([]uint64, g.words), make([]uint64, g.words)}
+	}
 	if g.added >= g.half {
 		g.cur ^= 1
 		clear(g.filters[g.cur])
@@ -69,6 +81,9 @@ func (g *ghost) add(k keyhash.Key) {
 }
 
 func (g *ghost) contains(k keyhash.Key) bool {
+	if g.filters[0] == nil {
+		return false
+	}
 	w, m := g.block(k)
 	return g.filters[0][w]&m == m || g.filters[1][w]&m == m
 }
@@ -76,6 +91,9 @@ func (g *ghost) contains(k keyhash.Key) bool {
 // containsRecent reports whether k is in the current filter: dropped within
 // the last half capacity of drops.
 func (g *ghost) containsRecent(k keyhash.Key) bool {
+	if g.filters[0] == nil {
+		return false
+	}
 	w, m := g.block(k)
 	return g.filters[g.cur][w]&m == m
 }

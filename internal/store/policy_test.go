@@ -237,8 +237,8 @@ func TestFirstFillKeepsAccesses(t *testing.T) {
 	}
 	carried, moved := 0, 0
 	for i := uint64(0); i < n; i += 2 {
-		_, slot, ok := sh.find(key(i))
-		if !ok || sh.segQ[slotOff(slot)/uint32(sh.l.segSize)] != qMain {
+		_, _, slot, ok := sh.find(key(i))
+		if !ok || sh.segQ[sh.segOf(slotOff(slot))] != qMain {
 			continue
 		}
 		moved++
@@ -270,8 +270,8 @@ func TestFirstFillKeepsAccesses(t *testing.T) {
 			t.Fatal(err)
 		}
 		for j := uint64(n + 1); j < i; j += 3 {
-			_, slot, ok := sh.find(key(j))
-			if ok && sh.segQ[slotOff(slot)/uint32(sh.l.segSize)] == qMain && slotFreq(slot) == 0 {
+			_, _, slot, ok := sh.find(key(j))
+			if ok && sh.segQ[sh.segOf(slotOff(slot))] == qMain && slotFreq(slot) == 0 {
 				promoted++
 			}
 		}

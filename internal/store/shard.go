@@ -27,28 +27,31 @@ type queue struct {
 	liveBytes  int64
 }
 
-// shard is one lock's worth of the store: an arena cut into segments shared
+// shard is one lock's worth of the store: an arena of segments shared
 // by S3-FIFO's small and main queues (so that either may use all of it, and
 // eviction starts only when the whole shard is full), an index from keys to
 // record offsets, the ghosts of keys dropped from each queue, and the state
 // of the policy's adaptation (see adapt).
 //
 // Nothing in a shard holds a pointer per entry: the garbage collector sees a
-// handful of large pointer-free slices.
+// pointer per segment (of up to 64 KiB) and per index part (of up to 8,192
+// entries), each to a pointer-free slice. Segments are allocated the first
+// time they leave the free stack, so the arena grows as the shard fills.
 type shard struct {
 	mu sync.RWMutex
 
-	arena   []byte
-	segNext []int32 // next segment towards the head, or noSeg
-	segUsed []int32 // bytes written in the segment
-	segRead []int32 // eviction cursor: bytes already processed
-	segN    []int32 // live records in the segment
-	segLive []int32 // bytes of the live records in the segment
-	segQ    []uint8 // qSmall, qMain or qFree
+	seg     [][]byte // segment data; nil until first used
+	segNext []int32  // next segment towards the head, or noSeg
+	segUsed []int32  // bytes written in the segment
+	segRead []int32  // eviction cursor: bytes already processed
+	segN    []int32  // live records in the segment
+	segLive []int32  // bytes of the live records in the segment
+	segQ    []uint8  // qSmall, qMain or qFree
 
 	q        [2]queue
 	free     int32 // stack of free segments linked by segNext
 	freeSegs int
+	usedSegs int   // segments allocated
 	drainSeg int32 // the tail segment the byte cleaner last chose, or noSeg
 
 	idx     index
@@ -75,19 +78,19 @@ type shard struct {
 
 func newShard(l *layout) *shard {
 	s := &shard{
-		arena:    make([]byte, l.segs*l.segSize),
+		seg:      make([][]byte, l.segs),
 		segNext:  make([]int32, l.segs),
 		segUsed:  make([]int32, l.segs),
 		segRead:  make([]int32, l.segs),
 		segN:     make([]int32, l.segs),
 		segLive:  make([]int32, l.segs),
 		segQ:     make([]uint8, l.segs),
-		idx:      newIndex(l.slots),
+		idx:      newIndex(l),
 		ghost:    newGhost(l.ghostCap, l.ghostBits),
 		mghost:   newGhost(l.mainGhostCap, l.ghostBits),
 		small:    l.smallEntries,
 		margin:   admitMargin,
-		freq:     newSketch(l.sketchWords, l.maxEntries),
+		freq:     newSketch(l.sketchWords > 0, l.maxEntries),
 		rng:      uint64(l.segs)*0x9e3779b97f4a7c15 | 1,
 		l:        l,
 		free:     noSeg,
@@ -114,19 +117,33 @@ func (s *shard) popFree() int32 {
 	s.free = s.segNext[seg]
 	s.segNext[seg] = noSeg
 	s.freeSegs--
+	if s.seg[seg] == nil {
+		s.seg[seg] = make([]byte, s.l.segSize)
+		s.usedSegs++
+	}
 	return seg
 }
 
+// An offset in a shard's arena is a segment number shifted by the layout's
+// segShift, or'ed with a position in the segment.
+
+// at returns the arena from off to the end of its segment.
+func (s *shard) at(off uint32) []byte { return s.seg[off>>s.l.segShift][off&s.l.segMask:] }
+
+func (s *shard) segOf(off uint32) int32 { return int32(off >> s.l.segShift) }
+
+func (s *shard) offset(seg int32, pos int32) uint32 { return uint32(seg)<<s.l.segShift | uint32(pos) }
+
 // keyAt reports whether the record at off holds k.
 func (s *shard) keyAt(off uint32, k keyhash.Key) bool {
-	b := s.arena[off : off+keySize]
+	b := s.at(off)[:keySize]
 	return binary.LittleEndian.Uint64(b) == k.Hi && binary.LittleEndian.Uint64(b[8:]) == k.Lo
 }
 
 // record decodes the record at off: its key, where its value starts, the
 // value's length and the record's total size.
 func (s *shard) record(off uint32) (k keyhash.Key, vstart uint32, vlen int, size int) {
-	b := s.arena[off:]
+	b := s.at(off)
 	k.Hi = binary.LittleEndian.Uint64(b)
 	k.Lo = binary.LittleEndian.Uint64(b[8:])
 	n, w := binary.Uvarint(b[keySize:])
@@ -134,48 +151,61 @@ func (s *shard) record(off uint32) (k keyhash.Key, vstart uint32, vlen int, size
 	return k, vstart, int(n), keySize + w + int(n)
 }
 
-// find returns the position of k's index slot and the slot. Readers call it
-// under the read lock, so slots are loaded atomically.
-func (s *shard) find(k keyhash.Key) (pos uint64, slot uint64, ok bool) {
+// find returns k's index part, the position of its slot there and the
+// slot. Readers call it under the read lock, so slots are loaded
+// atomically.
+func (s *shard) find(k keyhash.Key) (p *part, pos uint64, slot uint64, ok bool) {
 	ix := &s.idx
 	tag := tagOf(k)
-	for i := ix.home(tag); ; i = ix.next(i) {
-		sl := atomic.LoadUint64(&ix.slots[i])
+	p = ix.part(tag)
+	for i := ix.home(p, tag); ; i = p.next(i) {
+		sl := atomic.LoadUint64(&p.slots[i])
 		if sl == 0 {
-			return 0, 0, false
+			return p, 0, 0, false
 		}
 		if slotTag(sl) == tag && s.keyAt(slotOff(sl), k) {
-			return i, sl, true
+			return p, i, sl, true
 		}
 	}
 }
 
+// count records one request for k in its part's sketch.
+func (s *shard) count(p *part, k keyhash.Key) {
+	if p.increment(k) {
+		s.freq.adds.Add(1)
+	}
+}
+
+func (s *shard) estimate(k keyhash.Key) uint64 {
+	return s.idx.part(tagOf(k)).estimate(k)
+}
+
 func (s *shard) get(k keyhash.Key, dst []byte) ([]byte, bool) {
 	s.mu.RLock()
-	pos, slot, ok := s.find(k)
+	p, pos, slot, ok := s.find(k)
 	if !ok {
-		if s.freq.words != nil {
-			s.freq.increment(k)
+		if s.freq.on {
+			s.count(p, k)
 		}
 		s.mu.RUnlock()
 		return dst, false
 	}
 	_, vstart, vlen, _ := s.record(slotOff(slot))
-	dst = append(dst, s.arena[vstart:vstart+uint32(vlen)]...)
-	if s.freq.words != nil && slotFreq(slot) < freqMax {
+	dst = append(dst, s.at(vstart)[:vlen]...)
+	if s.freq.on && slotFreq(slot) < freqMax {
 		// A key at the top access count has been hit since it last passed
 		// main's tail, so it is no victim: skipping its sketch update keeps
 		// the hottest keys' hits to the index slot alone.
-		s.freq.increment(k)
+		s.count(p, k)
 	}
-	s.idx.touch(pos, slot)
+	p.touch(pos, slot)
 	s.mu.RUnlock()
 	return dst, true
 }
 
 func (s *shard) contains(k keyhash.Key) bool {
 	s.mu.RLock()
-	_, _, ok := s.find(k)
+	_, _, _, ok := s.find(k)
 	s.mu.RUnlock()
 	return ok
 }
@@ -185,23 +215,24 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keeps, s.keptBytes, s.steps = 0, 0, 0
-	if s.freq.due() {
-		s.freq.halve()
+	s.freq.age(s.idx.parts)
+	if s.evictions > 0 {
+		s.idx.addSketch(s.idx.part(tagOf(k)))
 	}
-	if pos, slot, ok := s.find(k); ok {
+	if p, pos, slot, ok := s.find(k); ok {
 		off := slotOff(slot)
 		_, vstart, _, oldSize := s.record(off)
 		if oldSize == size {
 			// Same length: overwrite in place; readers are locked out.
-			copy(s.arena[vstart:], v)
+			copy(s.at(vstart), v)
 			return
 		}
 		// The old record becomes garbage that its segment's eviction skips.
 		// The entry stays in its queue with its frequency: an update is not
 		// an access, and not a new admission either.
-		qi := s.segQ[off/uint32(s.l.segSize)]
+		qi := s.segQ[s.segOf(off)]
 		s.account(off, oldSize, -1)
-		s.idx.remove(pos)
+		s.idx.remove(p, pos)
 		s.entries--
 		s.insert(k, v, size, int(qi), slotFreq(slot))
 		return
@@ -214,10 +245,10 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 	}
 	if inSmall || inMain {
 		qi = qMain
-		if s.freq.words != nil && s.full() && s.mainFull() {
+		if s.freq.on && s.full() && s.mainFull() {
 			// The insert will evict: a ghost hit takes main's victim's place
 			// only if requested more often (TinyLFU), else starts in small.
-			if admit, _ := s.admitOver(s.freq.estimate(k), s.margin-ghostBonus); !admit {
+			if admit, _ := s.admitOver(s.estimate(k), s.margin-ghostBonus); !admit {
 				qi = qSmall
 			}
 		}
@@ -246,8 +277,11 @@ func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
 		// entry, 172.3 with this lead, 172.4 before the cleaner).
 		s.clean(2 * size)
 	}
+	if !s.idx.room(s.idx.part(tagOf(k))) {
+		return // see index: uniformly hashed keys never get here
+	}
 	off := s.reserve(qi, size, false)
-	b := s.arena[off:]
+	b := s.at(off)
 	binary.LittleEndian.PutUint64(b, k.Hi)
 	binary.LittleEndian.PutUint64(b[8:], k.Lo)
 	n := binary.PutUvarint(b[keySize:], uint64(len(v)))
@@ -260,7 +294,7 @@ func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
 // account adds (delta 1) or removes (delta -1) a live record of size bytes
 // at off to or from its segment's and its queue's counters.
 func (s *shard) account(off uint32, size int, delta int) {
-	seg := off / uint32(s.l.segSize)
+	seg := s.segOf(off)
 	s.segN[seg] += int32(delta)
 	s.segLive[seg] += int32(delta * size)
 	q := &s.q[s.segQ[seg]]
@@ -304,7 +338,7 @@ func (s *shard) reserve(qi int, size int, moving bool) uint32 {
 const noRoom = ^uint32(0)
 
 func (s *shard) bump(seg int32, size int) uint32 {
-	off := uint32(int(seg)*s.l.segSize) + uint32(s.segUsed[seg])
+	off := s.offset(seg, s.segUsed[seg])
 	s.segUsed[seg] += int32(size)
 	return off
 }
@@ -490,7 +524,7 @@ func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 		s.retire(qi)
 		return false, freed
 	}
-	carry := qi == qSmall && s.freq.words != nil && !s.mainFull()
+	carry := qi == qSmall && s.freq.on && !s.mainFull()
 	if carry && s.mainRoom() >= int(s.segN[seg]) && seg != s.q[qSmall].head {
 		// Main has room for the whole segment: it becomes main's head as
 		// it is (see carry below). Moving it whole, instead of record by
@@ -504,17 +538,17 @@ func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 		s.splice(seg)
 		return false, 0
 	}
-	off := uint32(int(seg)*s.l.segSize) + uint32(s.segRead[seg])
+	off := s.offset(seg, s.segRead[seg])
 	k, _, _, size := s.record(off)
 	s.steps++
 	s.segRead[seg] += int32(size)
 	defer s.retireIfDrained(qi)
 
-	pos, ok := s.idx.findOff(tagOf(k), off)
+	p, pos, ok := s.idx.findOff(tagOf(k), off)
 	if !ok {
 		return false, size // garbage: deleted or overwritten
 	}
-	slot := s.idx.slots[pos]
+	slot := p.slots[pos]
 	freq := slotFreq(slot)
 	var keep, victimDropped bool
 	var newFreq uint64
@@ -535,19 +569,19 @@ func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 		// an unaccessed one gets main only by outweighing main's victim
 		// (TinyLFU).
 		keep = freq >= uint64(s.l.promoteAt)
-		if !keep && s.freq.words != nil {
-			keep, victimDropped = s.admitOver(s.freq.estimate(k), s.margin)
+		if !keep && s.freq.on {
+			keep, victimDropped = s.admitOver(p.estimate(k), s.margin)
 			// Dropping main's victim may have shifted index slots.
-			pos, _ = s.idx.findOff(tagOf(k), off)
-			slot = s.idx.slots[pos]
+			_, pos, _ = s.idx.findOff(tagOf(k), off)
+			slot = p.slots[pos]
 		}
 	case freq > 0:
 		keep, newFreq = true, freq-1
 	}
 	if keep {
 		if to := s.reserve(qMain, size, true); to != noRoom {
-			copy(s.arena[to:int(to)+size], s.arena[off:int(off)+size])
-			s.idx.slots[pos] = withFreq(withOff(slot, to), newFreq)
+			copy(s.at(to)[:size], s.at(off)[:size])
+			p.slots[pos] = withFreq(withOff(slot, to), newFreq)
 			s.account(off, size, -1)
 			s.account(to, size, 1)
 			if !carry {
@@ -562,7 +596,7 @@ func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 	} else if s.l.adapt {
 		s.mghost.add(k)
 	}
-	s.idx.remove(pos)
+	s.idx.remove(p, pos)
 	s.account(off, size, -1)
 	s.entries--
 	s.evictions++
@@ -652,10 +686,10 @@ func (s *shard) admitOver(cand uint64, margin int) (admit, dropped bool) {
 			s.evictStep(qMain) // retires the drained or dead segment
 			continue
 		}
-		off := uint32(int(seg)*s.l.segSize) + uint32(s.segRead[seg])
+		off := s.offset(seg, s.segRead[seg])
 		k, _, _, size := s.record(off)
-		pos, ok := s.idx.findOff(tagOf(k), off)
-		if !ok || slotFreq(s.idx.slots[pos]) > 0 && s.canKeep(size) {
+		p, pos, ok := s.idx.findOff(tagOf(k), off)
+		if !ok || slotFreq(p.slots[pos]) > 0 && s.canKeep(size) {
 			// Garbage is skipped, an accessed entry re-appended; once the
 			// Set's moves are spent, the tail record is the victim.
 			if dropped, _ := s.evictStep(qMain); dropped {
@@ -663,7 +697,7 @@ func (s *shard) admitOver(cand uint64, margin int) (admit, dropped bool) {
 			}
 			continue
 		}
-		victim := s.freq.estimate(k)
+		victim := p.estimate(k)
 		if int(cand) > int(victim)+margin || cand >= 6 && s.random()&127 == 0 {
 			dropped, _ := s.evictStep(qMain)
 			return true, dropped
@@ -705,14 +739,14 @@ func (s *shard) retire(qi int) {
 func (s *shard) delete(k keyhash.Key) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pos, slot, ok := s.find(k)
+	p, pos, slot, ok := s.find(k)
 	if !ok {
 		return false
 	}
 	off := slotOff(slot)
 	_, _, _, size := s.record(off)
 	s.account(off, size, -1)
-	s.idx.remove(pos)
+	s.idx.remove(p, pos)
 	s.entries--
 	return true
 }

@@ -4,10 +4,13 @@
 // al.), which resists scans and loops and lets hits run without a global
 // lock.
 //
-// The one thing to know: the budget is allocated up front and covers
-// everything the store uses (arenas, index, ghost, sketch and metadata), so
-// the store never grows or rehashes; the operating system backs the arenas
-// with memory only as they fill.
+// The one thing to know: the budget covers everything the store allocates
+// (arenas, index, ghosts, sketch and metadata) and is never exceeded, but
+// it is allocated as the store fills, in bounded steps: 64 KiB (72 KiB in
+// Go's pages) arena segments the first time each is used, index parts of
+// at most 8,192 slots that double independently, a part's sketch once the
+// part has grown to a sixteenth of its size, and the ghosts at a shard's
+// first drop. An empty store of 1 GiB holds under 1 MiB.
 //
 // Each shard keeps its records (key, value length, value) in an arena cut
 // into segments. Segments belong to one of two FIFO queues, small and main,
@@ -22,15 +25,16 @@
 // moves at most keepRecords records, then drops what is at small's tail
 // (main's if small is empty), and the byte-bound eviction runs a segment
 // ahead, freeing twice what each Set stores, instead of draining a whole
-// segment in one Set. A count-min sketch of 4-bit counters estimates
-// how often every key, resident or not, was requested lately: an unaccessed
-// key leaving small, or a ghost hit, takes a place in a full main queue only
-// if its estimate beats main's victim's by a margin, which keeps a stable
+// segment in one Set. A count-min sketch of 4-bit counters estimates how
+// often every key, resident or not, was requested lately (halved a few
+// index parts per Set once enough requests were counted): an unaccessed key
+// leaving small, or a ghost hit, takes a place in a full main queue only if
+// its estimate beats main's victim's by a margin, which keeps a stable
 // subset of a loop larger than the cache. As in ARC, keys coming back from
 // the ghosts adapt small's share and the margin, so that recency-heavy
-// workloads are not held to a fixed small window. An index of uint64 slots (offset, 30-bit tag, 2-bit
-// access count) maps keys to records; Get bumps the count and the sketch
-// atomically under the shard's read lock.
+// workloads are not held to a fixed small window. An index of uint64 slots
+// (offset, 30-bit tag, 2-bit access count) maps keys to records; Get bumps
+// the count and the sketch atomically under the shard's read lock.
 package store
 
 import (
@@ -40,7 +44,7 @@ import (
 	"github.com/coalesce-go/coalesce/internal/keyhash"
 )
 
-// Store maps keys to byte values under a fixed budget. All methods are safe
+// Store maps keys to byte values under a byte budget. All methods are safe
 // for concurrent use: Get and Contains take a shard's read lock, Set and
 // Delete its write lock; no operation takes a lock across shards.
 type Store struct {
@@ -52,24 +56,27 @@ type Store struct {
 type Stats struct {
 	// Entries is the number of keys held.
 	Entries int
-	// Bytes is the memory the store accounts for: index, ghost, sketch and
-	// metadata in full, plus every arena segment in use, including the
-	// garbage left by overwrites and deletes that eviction has not yet
-	// reclaimed and the unused tails of segments.
+	// Bytes is the memory the store has allocated, which grows as it
+	// fills: per-segment metadata, the index's parts and sketch as they
+	// have grown, the ghosts once the store first dropped a key, and every
+	// arena segment allocated so far (segments are kept once allocated),
+	// including the garbage left by overwrites and deletes that eviction
+	// has not yet reclaimed and the unused tails of segments.
 	Bytes int64
 	// LiveBytes is the arena bytes of live records (16-byte key, length,
 	// value).
 	LiveBytes int64
 	// Capacity is the whole budget: what Bytes reaches when the store is
-	// full.
+	// full, and never exceeds.
 	Capacity int64
 	// Evictions counts entries dropped to make room; deletes and overwrites
 	// are not evictions.
 	Evictions uint64
 	// SmallEntries and MainEntries split Entries by S3-FIFO queue.
 	SmallEntries, MainEntries int
-	// Shards is the number of shards; IndexSlots their index slots in all;
-	// MaxEntries the entry cap in all (the index's, or Config.MaxEntries').
+	// Shards is the number of shards; IndexSlots their index slots
+	// allocated so far in all; MaxEntries the entry cap in all (the
+	// index's, or Config.MaxEntries').
 	Shards, IndexSlots, MaxEntries int
 }
 
@@ -129,16 +136,16 @@ func (s *Store) Delete(k keyhash.Key) bool {
 // not an atomic snapshot while other goroutines write).
 func (s *Store) Stats() Stats {
 	st := Stats{Capacity: s.l.capacity, Shards: len(s.shards)}
-	fixed := s.l.fixedBytes() + int64(s.l.segs)*segMetaBytes
+	meta := int64(s.l.segs)*segMetaBytes + int64(s.l.parts)*partBytes
 	for _, sh := range s.shards {
 		sh.mu.RLock()
 		st.Entries += sh.entries
 		st.SmallEntries += sh.q[qSmall].entries
 		st.MainEntries += sh.q[qMain].entries
 		st.LiveBytes += sh.q[qSmall].liveBytes + sh.q[qMain].liveBytes
-		st.Bytes += fixed + int64(s.l.segs-sh.freeSegs)*int64(s.l.segSize)
+		st.Bytes += meta + int64(sh.usedSegs)*int64(s.l.segSize) + sh.idx.bytes + sh.ghost.allocated() + sh.mghost.allocated()
 		st.Evictions += sh.evictions
-		st.IndexSlots += s.l.slots
+		st.IndexSlots += sh.idx.slots
 		st.MaxEntries += s.l.maxEntries
 		sh.mu.RUnlock()
 	}

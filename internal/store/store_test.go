@@ -29,34 +29,71 @@ func checkInvariants(t *testing.T, s *Store) {
 	for si, sh := range s.shards {
 		var qEntries [2]int
 		var qBytes [2]int64
-		entries := 0
-		for pos, sl := range sh.idx.slots {
-			if sl == 0 {
-				continue
+		segN := make([]int32, s.l.segs)
+		segLive := make([]int32, s.l.segs)
+		entries, slots := 0, 0
+		var tableBytes int64
+		for pi := range sh.idx.parts {
+			p := &sh.idx.parts[pi]
+			slots += int(p.n)
+			tableBytes += int64(p.n)*8 + int64(len(p.sketch))*8
+			if p.n != uint64(len(p.slots)) || p.n > uint64(s.l.partSlots) || p.n < uint64(min(minPartSlots, s.l.partSlots)) {
+				t.Fatalf("shard %d part %d: %d slots (n %d), want within [%d, %d]", si, pi, len(p.slots), p.n, minPartSlots, s.l.partSlots)
 			}
-			entries++
-			off := slotOff(sl)
-			seg := int(off) / s.l.segSize
-			qi := sh.segQ[seg]
-			if qi == qFree {
-				t.Fatalf("shard %d slot %d points into free segment %d", si, pos, seg)
+			if len(p.sketch) != int(p.blocks)*blockWords || p.sketch != nil && int(p.blocks) != s.l.sketchWords/s.l.parts/blockWords ||
+				p.sketch == nil && s.l.sketchWords > 0 && p.n*sketchStart >= uint64(s.l.partSlots) || s.l.sketchWords == 0 && p.sketch != nil {
+				t.Fatalf("shard %d part %d: sketch of %d words in %d blocks for %d slots", si, pi, len(p.sketch), p.blocks, p.n)
 			}
-			in := int32(int(off) - seg*s.l.segSize)
-			if in < sh.segRead[seg] || in >= sh.segUsed[seg] {
-				t.Fatalf("shard %d slot %d: offset %d outside segment %d's live range [%d, %d)", si, pos, in, seg, sh.segRead[seg], sh.segUsed[seg])
+			inPart := 0
+			for pos, sl := range p.slots {
+				if sl == 0 {
+					continue
+				}
+				entries++
+				inPart++
+				off := slotOff(sl)
+				seg := sh.segOf(off)
+				qi := sh.segQ[seg]
+				if qi == qFree || sh.seg[seg] == nil {
+					t.Fatalf("shard %d part %d slot %d points into free segment %d", si, pi, pos, seg)
+				}
+				in := int32(off & s.l.segMask)
+				if in < sh.segRead[seg] || in >= sh.segUsed[seg] {
+					t.Fatalf("shard %d part %d slot %d: offset %d outside segment %d's live range [%d, %d)", si, pi, pos, in, seg, sh.segRead[seg], sh.segUsed[seg])
+				}
+				k, _, _, size := sh.record(off)
+				if tagOf(k) != slotTag(sl) || sh.idx.part(tagOf(k)) != p {
+					t.Fatalf("shard %d part %d slot %d: tag mismatch", si, pi, pos)
+				}
+				if fp, fpos, _, ok := sh.find(k); !ok || fp != p || fpos != uint64(pos) {
+					t.Fatalf("shard %d part %d slot %d: key not reachable from its home (found %v at %d)", si, pi, pos, ok, fpos)
+				}
+				if s.shard(k) != sh {
+					t.Fatalf("shard %d holds a key of another shard", si)
+				}
+				qEntries[qi]++
+				qBytes[qi] += int64(size)
+				segN[seg]++
+				segLive[seg] += int32(size)
 			}
-			k, _, _, size := sh.record(off)
-			if tagOf(k) != slotTag(sl) {
-				t.Fatalf("shard %d slot %d: tag mismatch", si, pos)
+			if inPart != p.entries || inPart >= int(p.n) {
+				t.Fatalf("shard %d part %d: %d slots in use of %d, counter says %d", si, pi, inPart, p.n, p.entries)
 			}
-			if p, _, ok := sh.find(k); !ok || p != uint64(pos) {
-				t.Fatalf("shard %d slot %d: key not reachable from its home (found %v at %d)", si, pos, ok, p)
+		}
+		if slots != sh.idx.slots || tableBytes != sh.idx.bytes {
+			t.Fatalf("shard %d: %d slots and %d table bytes, counters say %d and %d", si, slots, tableBytes, sh.idx.slots, sh.idx.bytes)
+		}
+		used := 0
+		for seg := range s.l.segs {
+			if sh.seg[seg] != nil {
+				used++
 			}
-			if s.shard(k) != sh {
-				t.Fatalf("shard %d holds a key of another shard", si)
+			if segN[seg] != sh.segN[seg] || segLive[seg] != sh.segLive[seg] {
+				t.Fatalf("shard %d segment %d: recount %d records of %d bytes, counters %d and %d", si, seg, segN[seg], segLive[seg], sh.segN[seg], sh.segLive[seg])
 			}
-			qEntries[qi]++
-			qBytes[qi] += int64(size)
+		}
+		if used != sh.usedSegs {
+			t.Fatalf("shard %d: %d segments allocated, counter says %d", si, used, sh.usedSegs)
 		}
 		if entries != sh.entries {
 			t.Fatalf("shard %d: %d slots in use, counter says %d", si, entries, sh.entries)
@@ -85,8 +122,8 @@ func checkInvariants(t *testing.T, s *Store) {
 			}
 			segs += n
 		}
-		if len(sh.freq.words) != s.l.sketchWords || sh.freq.adds.Load() < 0 {
-			t.Fatalf("shard %d: sketch of %d words (layout %d), %d adds (halving at %d)", si, len(sh.freq.words), s.l.sketchWords, sh.freq.adds.Load(), sh.freq.limit)
+		if sh.freq.on != (s.l.sketchWords > 0) || sh.freq.adds.Load() < 0 || sh.freq.sweep < -1 || sh.freq.sweep >= s.l.parts {
+			t.Fatalf("shard %d: sketch on %v (layout %d words), %d adds (halving at %d), sweep at %d", si, sh.freq.on, s.l.sketchWords, sh.freq.adds.Load(), sh.freq.limit, sh.freq.sweep)
 		}
 		if sh.small < s.l.smallMin || sh.small > s.l.smallMax || s.l.smallMin < 1 || s.l.smallMax >= s.l.maxEntries && s.l.maxEntries > 1 {
 			t.Fatalf("shard %d: small's target %d outside [%d, %d] of %d entries", si, sh.small, s.l.smallMin, s.l.smallMax, s.l.maxEntries)
@@ -94,11 +131,16 @@ func checkInvariants(t *testing.T, s *Store) {
 		if sh.margin < minMargin || sh.margin > maxMargin || sh.evidence <= -marginEvidence || sh.evidence >= marginEvidence {
 			t.Fatalf("shard %d: admission margin %d, evidence %d", si, sh.margin, sh.evidence)
 		}
-		if !s.l.adapt && (sh.small != s.l.smallEntries || sh.margin != admitMargin || sh.mghost.filters[0] != nil) {
+		if !s.l.adapt && (sh.small != s.l.smallEntries || sh.margin != admitMargin || sh.mghost.filters[0] != nil || sh.mghost.words != 0) {
 			t.Fatalf("shard %d adapted without adaptation: small %d, margin %d", si, sh.small, sh.margin)
 		}
-		if s.l.adapt && (len(sh.mghost.filters[0]) != len(sh.ghost.filters[0]) || sh.mghost.added > sh.mghost.half) {
-			t.Fatalf("shard %d: main ghost of %d words (small's %d), %d added of %d", si, len(sh.mghost.filters[0]), len(sh.ghost.filters[0]), sh.mghost.added, sh.mghost.half)
+		if s.l.adapt && (sh.mghost.words != sh.ghost.words || sh.mghost.added > sh.mghost.half) {
+			t.Fatalf("shard %d: main ghost of %d words (small's %d), %d added of %d", si, sh.mghost.words, sh.ghost.words, sh.mghost.added, sh.mghost.half)
+		}
+		for _, g := range []*ghost{&sh.ghost, &sh.mghost} {
+			if g.filters[0] != nil && (len(g.filters[0]) != g.words || len(g.filters[1]) != g.words) || g.filters[0] == nil && g.added != 0 {
+				t.Fatalf("shard %d: ghost filters of %d and %d words, want %d (%d added)", si, len(g.filters[0]), len(g.filters[1]), g.words, g.added)
+			}
 		}
 		if segs != s.l.segs {
 			t.Fatalf("shard %d: %d segments accounted, have %d", si, segs, s.l.segs)
