@@ -34,13 +34,17 @@ type queue struct {
 // of the policy's adaptation (see adapt).
 //
 // Nothing in a shard holds a pointer per entry: the garbage collector sees a
-// pointer per segment (of up to 64 KiB) and per index part (of up to 8,192
-// entries), each to a pointer-free slice. Segments are allocated the first
-// time they leave the free stack, so the arena grows as the shard fills.
+// pointer per chunk of segments (up to chunkSegs of up to 72 KiB) and per
+// index part (of up to 8,192 entries), each to a pointer-free slice. A
+// chunk is allocated when its first segment leaves the free stack, so the
+// arena grows as the shard fills. Chunks rather than single segments: the
+// collector's mark work is per pointer, and a full 1 GiB store of 72 KiB
+// segments gave it 16,000 (3.8 ms of mark CPU per cycle, against 0.3 ms
+// for one arena per shard).
 type shard struct {
 	mu sync.RWMutex
 
-	seg     [][]byte // segment data; nil until first used
+	chunks  [][]byte // segment data, chunkSegs segments each; nil until first used
 	segNext []int32  // next segment towards the head, or noSeg
 	segUsed []int32  // bytes written in the segment
 	segRead []int32  // eviction cursor: bytes already processed
@@ -78,7 +82,7 @@ type shard struct {
 
 func newShard(l *layout) *shard {
 	s := &shard{
-		seg:      make([][]byte, l.segs),
+		chunks:   make([][]byte, (l.segs+chunkSegs-1)/chunkSegs),
 		segNext:  make([]int32, l.segs),
 		segUsed:  make([]int32, l.segs),
 		segRead:  make([]int32, l.segs),
@@ -117,18 +121,31 @@ func (s *shard) popFree() int32 {
 	s.free = s.segNext[seg]
 	s.segNext[seg] = noSeg
 	s.freeSegs--
-	if s.seg[seg] == nil {
-		s.seg[seg] = make([]byte, s.l.segSize)
-		s.usedSegs++
+	if c := seg / chunkSegs; s.chunks[c] == nil {
+		n := min(chunkSegs, s.l.segs-int(c)*chunkSegs)
+		s.chunks[c] = make([]byte, n*s.l.segSize)
+		s.usedSegs += n
 	}
 	return seg
 }
+
+// chunkSegs is the segments allocated together. 16 segments of 72 KiB are
+// 1.1 MiB: a shard's memory still follows its use closely, and a full
+// 1 GiB store is a thousand objects for the collector, not 16,000.
+const chunkSegs = 16
+
+// allocated reports whether seg's memory exists.
+func (s *shard) allocated(seg int32) bool { return s.chunks[seg/chunkSegs] != nil }
 
 // An offset in a shard's arena is a segment number shifted by the layout's
 // segShift, or'ed with a position in the segment.
 
 // at returns the arena from off to the end of its segment.
-func (s *shard) at(off uint32) []byte { return s.seg[off>>s.l.segShift][off&s.l.segMask:] }
+func (s *shard) at(off uint32) []byte {
+	seg := int(off >> s.l.segShift)
+	base := seg % chunkSegs * s.l.segSize
+	return s.chunks[seg/chunkSegs][base+int(off&s.l.segMask) : base+s.l.segSize]
+}
 
 func (s *shard) segOf(off uint32) int32 { return int32(off >> s.l.segShift) }
 

@@ -54,7 +54,7 @@ func checkInvariants(t *testing.T, s *Store) {
 				off := slotOff(sl)
 				seg := sh.segOf(off)
 				qi := sh.segQ[seg]
-				if qi == qFree || sh.seg[seg] == nil {
+				if qi == qFree || !sh.allocated(seg) {
 					t.Fatalf("shard %d part %d slot %d points into free segment %d", si, pi, pos, seg)
 				}
 				in := int32(off & s.l.segMask)
@@ -85,7 +85,7 @@ func checkInvariants(t *testing.T, s *Store) {
 		}
 		used := 0
 		for seg := range s.l.segs {
-			if sh.seg[seg] != nil {
+			if sh.allocated(int32(seg)) {
 				used++
 			}
 			if segN[seg] != sh.segN[seg] || segLive[seg] != sh.segLive[seg] {
