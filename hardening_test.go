@@ -597,3 +597,19 @@ func TestLookup(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// Point 7: the zero Options (a 1 GiB cache) cost little heap until results
+// arrive.
+func TestDefaultOptionsCostLittleUntilUsed(t *testing.T) {
+	before := liveHeap()
+	g, err := New(upper, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	grown := liveHeap() - before
+	runtime.KeepAlive(g)
+	if grown > 64<<20 {
+		t.Errorf("New(Options{}) holds %d MiB of heap before anything is cached; want at most 64 MiB", grown>>20)
+	}
+}
