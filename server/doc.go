@@ -6,8 +6,8 @@
 // The API (docs/SERVER.md): POST /v1/compute (the body is the input, the
 // response the result, with Cache-Status per RFC 9211; Prefer: respond-async
 // and wait per RFC 7240), GET /v1/results/KEY, POST /v1/compute/batch,
-// GET /v1/stats, /healthz, /readyz. Errors are JSON with a stable code.
-// A client that disconnects frees its wait at once.
-//
-// Still to come (issue #9): Prometheus metrics, the status page.
+// GET /v1/stats and /v1/status, /metrics (Prometheus), the status page at
+// /, /healthz, /readyz. Errors are JSON with a stable code. A client that
+// disconnects frees its wait at once. The executors that compute behind it
+// are in the subpackage executor.
 package server
