@@ -144,16 +144,25 @@ func (g *Group) acquire(ctx context.Context, input []byte) (ticket, error) {
 
 // key checks a request and returns its input's key.
 func (g *Group) key(input []byte) (keyhash.Key, error) {
-	if g.fn == nil {
-		return keyhash.Key{}, ErrNotInitialized
+	if err := g.checkInput(input); err != nil {
+		return keyhash.Key{}, err
 	}
 	if g.closed.Load() {
 		return keyhash.Key{}, ErrClosed
 	}
-	if len(input) > g.opts.MaxInputSize {
-		return keyhash.Key{}, fmt.Errorf("%w: %d bytes; Options.MaxInputSize is %d", ErrInputTooLarge, len(input), g.opts.MaxInputSize)
-	}
 	return g.hasher.Sum(input), nil
+}
+
+// checkInput checks that g was made by New and that input is not too
+// large.
+func (g *Group) checkInput(input []byte) error {
+	if g.fn == nil {
+		return ErrNotInitialized
+	}
+	if len(input) > g.opts.MaxInputSize {
+		return fmt.Errorf("%w: %d bytes; Options.MaxInputSize is %d", ErrInputTooLarge, len(input), g.opts.MaxInputSize)
+	}
+	return nil
 }
 
 // acquireKey is acquire once the request has been checked and hashed; it

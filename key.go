@@ -1,6 +1,7 @@
 package coalesce
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,15 +19,9 @@ type Key struct{ k keyhash.Key }
 // String returns the key as 32 lowercase hexadecimal digits.
 func (k Key) String() string {
 	var b [16]byte
-	putUint64(b[:8], k.k.Hi)
-	putUint64(b[8:], k.k.Lo)
+	binary.BigEndian.PutUint64(b[:8], k.k.Hi)
+	binary.BigEndian.PutUint64(b[8:], k.k.Lo)
 	return hex.EncodeToString(b[:])
-}
-
-func putUint64(b []byte, v uint64) {
-	for i := range 8 {
-		b[i] = byte(v >> (56 - 8*i))
-	}
 }
 
 // ErrBadKey is returned, wrapped, by ParseKey.
@@ -41,22 +36,14 @@ func ParseKey(s string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("%w: %q is not hexadecimal; a key is 32 hexadecimal digits", ErrBadKey, s)
 	}
-	var k keyhash.Key
-	for i := range 8 {
-		k.Hi = k.Hi<<8 | uint64(b[i])
-		k.Lo = k.Lo<<8 | uint64(b[8+i])
-	}
-	return Key{k}, nil
+	return Key{keyhash.Key{Hi: binary.BigEndian.Uint64(b[:8]), Lo: binary.BigEndian.Uint64(b[8:])}}, nil
 }
 
 // KeyOf returns input's key. It fails only for an input that is too large
 // or a Group not made by New.
 func (g *Group) KeyOf(input []byte) (Key, error) {
-	if g.fn == nil {
-		return Key{}, ErrNotInitialized
-	}
-	if len(input) > g.opts.MaxInputSize {
-		return Key{}, fmt.Errorf("%w: %d bytes; Options.MaxInputSize is %d", ErrInputTooLarge, len(input), g.opts.MaxInputSize)
+	if err := g.checkInput(input); err != nil {
+		return Key{}, err
 	}
 	return Key{g.hasher.Sum(input)}, nil
 }

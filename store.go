@@ -59,7 +59,7 @@ func newResultStore(o Options, resultSizeSet bool) (resultStore, int, error) {
 		if !resultSizeSet {
 			minCfg.MaxValueSize = minResultRoom
 		}
-		if min := storeMinBytes(minCfg); o.CacheBytes < min {
+		if min := minCfg.MinBytes(); o.CacheBytes < min {
 			return nil, 0, tooSmall(o, resultSizeSet, min)
 		}
 		s, err := store.New(cfg)
@@ -87,12 +87,13 @@ func lruMinBytes(o Options, resultSizeSet bool) int64 {
 
 // tooSmall says how small a cache may be, in the terms of Options.
 func tooSmall(o Options, resultSizeSet bool, min int64) error {
-	with := fmt.Sprintf("with Policy %v", o.Policy)
+	with, what := fmt.Sprintf("with Policy %v", o.Policy), "raise CacheBytes"
 	if resultSizeSet {
 		with += fmt.Sprintf(" and MaxResultSize %d", o.MaxResultSize)
+		what += " or lower MaxResultSize"
 	}
-	return fmt.Errorf("coalesce: Options.CacheBytes %d is too small: the minimum is %d bytes %s; raise CacheBytes%s",
-		o.CacheBytes, min, with, map[bool]string{true: " or lower MaxResultSize"}[resultSizeSet])
+	return fmt.Errorf("coalesce: Options.CacheBytes %d is too small: the minimum is %d bytes %s; %s",
+		o.CacheBytes, min, with, what)
 }
 
 type s3fifoStore struct{ *store.Store }
@@ -107,36 +108,4 @@ type lruStore struct{ *lru.Store }
 func (s lruStore) usage() storeUsage {
 	st := s.Stats()
 	return storeUsage{entries: st.Entries, bytes: st.Bytes, evictions: st.Evictions}
-}
-
-// storeMinBytes is the least MaxBytes with which store.New accepts cfg's
-// other fields, found by bisection over small stores. It runs only on the
-// way to an error, to say what the minimum is.
-func storeMinBytes(cfg store.Config) int64 {
-	fits := func(n int64) bool {
-		c := cfg
-		c.MaxBytes = n
-		_, err := store.New(c)
-		return err == nil
-	}
-	hi := int64(1 << 10)
-	for !fits(hi) {
-		if hi >= LimitCacheBytes {
-			return LimitCacheBytes
-		}
-		hi *= 2
-	}
-	lo := int64(0) // does not fit
-	if hi > 1<<10 {
-		lo = hi / 2
-	}
-	for lo+1 < hi {
-		mid := lo + (hi-lo)/2
-		if fits(mid) {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi
 }

@@ -84,6 +84,17 @@ func draw(r *rand.Rand, cdf []float64) int {
 	return lo
 }
 
+// callerContext is a caller's context: one in ten is cancelled within
+// 200 µs, at a random moment of its request.
+func callerContext(r *rand.Rand) (context.Context, context.CancelFunc, bool) {
+	if r.IntN(10) != 0 {
+		return context.Background(), func() {}, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Duration(r.IntN(200))*time.Microsecond, cancel)
+	return ctx, cancel, true
+}
+
 // TestStress runs many goroutines over a Zipf mix of keys through Get,
 // GetMany and Start, cancelling a share of the requests at random, and then
 // checks exact counts: each successful key computed once, every caller that
@@ -145,12 +156,7 @@ func stress(t *testing.T, policy Policy, keepAbandoned bool) {
 			r := rand.New(rand.NewPCG(uint64(gi), 99))
 			input := func() []byte { return []byte(fmt.Sprintf("key-%d", draw(r, cdf)+1)) }
 			for range perG {
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				willCancel := r.IntN(10) == 0
-				if willCancel {
-					ctx, cancel = context.WithCancel(context.Background())
-					time.AfterFunc(time.Duration(r.IntN(200))*time.Microsecond, cancel)
-				}
+				ctx, cancel, willCancel := callerContext(r)
 				switch r.IntN(4) {
 				case 0, 1:
 					in := input()
@@ -345,12 +351,7 @@ func TestStressMisbehavingFunctions(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(gi), 7))
 			input := func() []byte { return []byte(fmt.Sprintf("key-%d", draw(r, cdf)+1)) }
 			for range perG {
-				ctx, cancel := context.Background(), context.CancelFunc(func() {})
-				willCancel := r.IntN(10) == 0
-				if willCancel {
-					ctx, cancel = context.WithCancel(context.Background())
-					time.AfterFunc(time.Duration(r.IntN(200))*time.Microsecond, cancel)
-				}
+				ctx, cancel, willCancel := callerContext(r)
 				if r.IntN(2) == 0 {
 					in := input()
 					res, err := g.Get(ctx, in)

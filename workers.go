@@ -200,7 +200,7 @@ func (g *Group) run(f *flight) (replaced bool) {
 		if !stop() {
 			<-callbackDone
 		}
-		if !g.complete(f, nil, fmt.Errorf("%w", ErrGoexit)) {
+		if !g.complete(f, nil, ErrGoexit) {
 			g.wg.Add(1) // this goroutine has not called Done yet, so Close still waits
 			go g.work()
 		}
@@ -250,10 +250,7 @@ func (g *Group) answer(f *flight, err error) {
 		sh.mu.Unlock()
 		return
 	}
-	g.countFailure(err)
-	if g.errs != nil && cacheable(err) {
-		g.errs.put(f.key, err)
-	}
+	g.failedLocked(f, err)
 	f.err = err
 	g.answerLocked(f)
 	sh.mu.Unlock()
@@ -282,10 +279,14 @@ func (g *Group) answerLocked(f *flight) {
 	}
 }
 
-// cacheable reports whether Options.ErrorTTL keeps err: failures of the
-// computation do, cancellations by callers or Close do not.
-func cacheable(err error) bool {
-	return !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled)
+// failedLocked counts a computation's failure and caches it for
+// Options.ErrorTTL: failures of the computation are cached, cancellations
+// by callers or Close are not. The caller holds f's shard lock.
+func (g *Group) failedLocked(f *flight, err error) {
+	g.countFailure(err)
+	if g.errs != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+		g.errs.put(f.key, err)
+	}
 }
 
 // complete handles the return of a flight's function (or its failure to
@@ -314,10 +315,7 @@ func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 		g.stats.computed.Add(1)
 		g.storeLocked(f, val)
 	} else if !late {
-		g.countFailure(err)
-		if g.errs != nil && cacheable(err) {
-			g.errs.put(f.key, err)
-		}
+		g.failedLocked(f, err)
 	}
 	if sh.m[f.key] == f {
 		delete(sh.m, f.key)
@@ -349,11 +347,9 @@ func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 		sh.mu.Unlock()
 		return f.replaced
 	}
-	f.state = finished
 	f.val, f.err = val, err
 	g.stats.inFlight.Add(-1)
-	g.stats.waiters.Add(-int64(f.waiters))
-	f.waiters = 0
+	g.finishLocked(f)
 	sh.mu.Unlock()
 	close(f.done)
 	return false

@@ -100,7 +100,7 @@ func (t *asyncTable) expireLocked() {
 		if ok && now.Before(f.expires) && len(t.failed) <= t.max {
 			break
 		}
-		if ok && (!now.Before(f.expires) || len(t.failed) > t.max) {
+		if ok { // expired, or the oldest beyond max
 			delete(t.failed, k)
 		}
 		t.order = t.order[1:]
