@@ -18,9 +18,7 @@ type Key struct{ k keyhash.Key }
 
 // String returns the key as 32 lowercase hexadecimal digits.
 func (k Key) String() string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], k.k.Hi)
-	binary.BigEndian.PutUint64(b[8:], k.k.Lo)
+	b := k.Bytes()
 	return hex.EncodeToString(b[:])
 }
 
@@ -80,4 +78,17 @@ func (g *Group) Lookup(input []byte) (Result, Key, bool, error) {
 	}
 	g.stats.request(true)
 	return Result{Value: v, Source: Hit}, Key{k}, true, nil
+}
+
+// Bytes returns the key as 16 bytes, big-endian: the form a Tier stores.
+func (k Key) Bytes() [16]byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.k.Hi)
+	binary.BigEndian.PutUint64(b[8:], k.k.Lo)
+	return b
+}
+
+// KeyFromBytes is the inverse of Key.Bytes.
+func KeyFromBytes(b [16]byte) Key {
+	return Key{keyhash.Key{Hi: binary.BigEndian.Uint64(b[:8]), Lo: binary.BigEndian.Uint64(b[8:])}}
 }
