@@ -14,6 +14,19 @@ import (
 // inputs already in flight are joined. An error for one input does not fail
 // the others. If ctx ends, the inputs not yet done get ctx.Err().
 func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error) {
+	if g.def == nil {
+		errs := make([]error, len(inputs))
+		for i := range errs {
+			errs[i] = ErrNotInitialized
+		}
+		return make([]Result, len(inputs)), errs
+	}
+	return g.def.GetMany(ctx, inputs)
+}
+
+// GetMany is Group.GetMany in the namespace.
+func (n *Namespace) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error) {
+	g := n.g
 	results := make([]Result, len(inputs))
 	errs := make([]error, len(inputs))
 	first := make(map[keyhash.Key]int, len(inputs)) // key → index of its first input
@@ -23,7 +36,7 @@ func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error
 
 	for i, in := range inputs {
 		dupOf[i] = -1
-		k, err := g.key(in)
+		tk, k, err := n.key(in)
 		if err != nil {
 			g.stats.request(false)
 			errs[i] = err
@@ -34,7 +47,7 @@ func (g *Group) GetMany(ctx context.Context, inputs [][]byte) ([]Result, []error
 			continue
 		}
 		first[k] = i
-		t, err := g.acquireKey(ctx, k, in)
+		t, err := n.acquireKey(ctx, tk, k, in)
 		switch {
 		case err != nil:
 			errs[i] = err

@@ -13,6 +13,10 @@ type flightState uint8
 const (
 	// queued: in the queue, waiting for a worker.
 	queued flightState = iota
+	// loading: looked up in the tiers (Options.Tiers) by a goroutine of
+	// its own, before it is queued; it holds a place in the queue's bound
+	// meanwhile, but no worker.
+	loading
 	// running: a worker is calling Func; the waiters wait.
 	running
 	// answered: the waiters have been answered (timeout, abandonment,
@@ -32,7 +36,9 @@ const (
 // while it waits for a worker; afterwards the waiters hold the last
 // references, so nothing of it (the channel included) outlives them.
 type flight struct {
-	key      keyhash.Key
+	key      keyhash.Key // in the memory cache and the wait table
+	tkey     keyhash.Key // in the tiers: key without the namespace's generation
+	ns       *Namespace
 	input    []byte
 	queuedAt time.Time
 	done     chan struct{} // closed once val and err are set
@@ -44,11 +50,20 @@ type flight struct {
 	// inherited: the result came from the predecessor's late call, so
 	// every waiter joined a computation (Source Joined).
 	inherited bool
+	// loaded: the result came from a tier (Source Loaded).
+	loaded bool
+	// leases are what each tier's Load returned, for its Save; nil if the
+	// flight was not looked up in the tiers.
+	leases []any
 
 	// Guarded by the wait-table shard that holds the key.
 	state   flightState
 	waiters int
-	cancel  context.CancelFunc // set when running
+	cancel  context.CancelFunc // set when loading or running
+	// loadCtx is the context of the tiers' Loads; loadAbandoned marks a
+	// flight answered because every waiter left while it was loading.
+	loadCtx       context.Context
+	loadAbandoned bool
 	// deleted: Delete ran while Func ran, so its result may predate the
 	// deletion: it is delivered but not cached.
 	deleted bool

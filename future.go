@@ -40,17 +40,27 @@ func (s Status) String() string {
 // Ready answer counts as an access to the cached entry. The error is
 // non-nil only for an input that is too large or a closed Group.
 func (g *Group) Peek(input []byte) (Status, []byte, error) {
-	g.stats.peeks.Add(1)
-	k, err := g.key(input)
+	if g.def == nil {
+		return Absent, nil, ErrNotInitialized
+	}
+	return g.def.Peek(input)
+}
+
+// Peek is Group.Peek in the namespace. It looks in memory only: a result
+// kept only by a Tier is Absent until a request loads it.
+func (n *Namespace) Peek(input []byte) (Status, []byte, error) {
+	n.g.stats.peeks.Add(1)
+	_, k, err := n.key(input)
 	if err != nil {
 		return Absent, nil, err
 	}
-	st, v := g.peek(k)
+	st, v := n.peek(k)
 	return st, v, nil
 }
 
-func (g *Group) peek(k keyhash.Key) (Status, []byte) {
-	if v, ok := g.store.Get(k, nil); ok {
+func (n *Namespace) peek(k keyhash.Key) (Status, []byte) {
+	g := n.g
+	if v, ok := n.fromMemory(k); ok {
 		return Ready, v
 	}
 	sh := g.waits.shard(k)
@@ -87,15 +97,25 @@ var closedChan = func() chan struct{} {
 // First reports true. Start fails only for bad input, a closed Group, a
 // cached error (Options.ErrorTTL), or a full queue (ErrOverloaded).
 func (g *Group) Start(input []byte) (*Future, error) {
-	t, err := g.acquire(nil, input)
+	if g.def == nil {
+		return nil, ErrNotInitialized
+	}
+	return g.def.Start(input)
+}
+
+// Start is Group.Start in the namespace. With tiers, the lookup there
+// runs in the background too.
+func (n *Namespace) Start(input []byte) (*Future, error) {
+	t, err := n.acquire(nil, input)
 	if err != nil {
 		return nil, err
 	}
-	return &Future{g: g, f: t.f, res: t.res}, nil
+	return &Future{g: n.g, f: t.f, res: t.res}, nil
 }
 
-// First reports whether this Future's Start queued the computation, rather
-// than finding the result cached or joining a computation in flight.
+// First reports whether this Future's Start queued the computation (or,
+// with tiers, its lookup there), rather than finding the result cached or
+// joining a computation in flight.
 func (fu *Future) First() bool { return fu.res.Source == Computed }
 
 // Done returns a channel that is closed when the result is ready.

@@ -28,6 +28,9 @@ const (
 	Joined
 	// Hit: the result was in the cache.
 	Hit
+	// Loaded: the result came from a Tier behind the memory cache (disk,
+	// or another machine's computation).
+	Loaded
 )
 
 func (s Source) String() string {
@@ -38,6 +41,8 @@ func (s Source) String() string {
 		return "joined"
 	case Hit:
 		return "hit"
+	case Loaded:
+		return "loaded"
 	}
 	return fmt.Sprintf("Source(%d)", uint8(s))
 }
@@ -60,11 +65,22 @@ type Group struct {
 	waits  waitTable
 	queue  queue
 	errs   *errorCache // nil unless Options.ErrorTTL > 0
+	def    *Namespace  // the default namespace, with Options.Version
+	spaces namespaces
+	touch  *toucher // nil unless a tier is a Toucher
+
+	// loadGate orders starting a tier load against Shutdown, so that
+	// Shutdown's wait for loads never races with one starting.
+	loadGate sync.RWMutex
+	loads    sync.WaitGroup
 
 	// baseCtx parents every computation's context; Close cancels it once
 	// the grace period is over.
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
+	// loadBase parents the tiers' loads; Shutdown cancels it at once.
+	loadBase context.Context
+	loadStop context.CancelFunc
 	closed     atomic.Bool
 	closeOnce  sync.Once
 	wg         sync.WaitGroup // workers
@@ -97,13 +113,16 @@ func New(fn Func, opts Options) (*Group, error) {
 	}
 	opts.MaxResultSize = maxResult
 	g := &Group{fn: fn, opts: opts, hasher: hasher, store: store}
+	g.def = g.newNamespace(hasher, "", opts.Version)
 	if opts.ErrorTTL > 0 {
 		g.errs = newErrorCache(opts.ErrorTTL, opts.MaxCachedErrors)
 	}
 	g.waits.init()
 	g.queue.init(opts.QueueSize)
 	g.baseCtx, g.baseCancel = context.WithCancel(context.Background())
+	g.loadBase, g.loadStop = context.WithCancel(context.Background())
 	g.stopped = make(chan struct{})
+	g.touch = newToucher(opts.Tiers)
 	g.wg.Add(opts.Workers)
 	for range opts.Workers {
 		go g.work()
@@ -116,11 +135,19 @@ func New(fn Func, opts Options) (*Group, error) {
 // waiting for it. If ctx ends first, Get returns ctx.Err() at once and the
 // computation goes on for the other waiters.
 func (g *Group) Get(ctx context.Context, input []byte) (Result, error) {
-	t, err := g.acquire(ctx, input)
+	if g.def == nil {
+		return Result{}, ErrNotInitialized
+	}
+	return g.def.Get(ctx, input)
+}
+
+// Get is Group.Get in the namespace.
+func (n *Namespace) Get(ctx context.Context, input []byte) (Result, error) {
+	t, err := n.acquire(ctx, input)
 	if err != nil || t.f == nil {
 		return t.res, err
 	}
-	return g.wait(ctx, t.f, t.res.Source)
+	return n.g.wait(ctx, t.f, t.res.Source)
 }
 
 // ticket is the outcome of acquire: either a finished result (f == nil) or
@@ -133,24 +160,13 @@ type ticket struct {
 
 // acquire answers a request from the cache, or registers the caller as a
 // waiter of the input's flight, starting one if there is none.
-func (g *Group) acquire(ctx context.Context, input []byte) (ticket, error) {
-	k, err := g.key(input)
+func (n *Namespace) acquire(ctx context.Context, input []byte) (ticket, error) {
+	tk, mk, err := n.key(input)
 	if err != nil {
-		g.stats.request(false)
+		n.g.stats.request(false)
 		return ticket{}, err
 	}
-	return g.acquireKey(ctx, k, input)
-}
-
-// key checks a request and returns its input's key.
-func (g *Group) key(input []byte) (keyhash.Key, error) {
-	if err := g.checkInput(input); err != nil {
-		return keyhash.Key{}, err
-	}
-	if g.closed.Load() {
-		return keyhash.Key{}, ErrClosed
-	}
-	return g.hasher.Sum(input), nil
+	return n.acquireKey(ctx, tk, mk, input)
 }
 
 // checkInput checks that g was made by New and that input is not too
@@ -165,13 +181,15 @@ func (g *Group) checkInput(input []byte) error {
 	return nil
 }
 
-// acquireKey is acquire once the request has been checked and hashed; it
-// counts the request. ctx may be nil (Start), in which case it is not
-// consulted.
-func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t ticket, err error) {
+// acquireKey is acquire once the request has been checked and hashed (tk
+// is its key in the tiers, k in memory); it counts the request. ctx may be
+// nil (Start), in which case it is not consulted.
+func (n *Namespace) acquireKey(ctx context.Context, tk, k keyhash.Key, input []byte) (t ticket, err error) {
+	g := n.g
 	defer func() { g.stats.request(err == nil && t.res.Source == Hit) }()
 	t.key = k
-	if v, ok := g.store.Get(k, nil); ok {
+	if v, ok := n.fromMemory(k); ok {
+		g.touch.hit(n, tk)
 		t.res = Result{Value: v, Source: Hit}
 		return t, nil
 	}
@@ -197,7 +215,7 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 	// Contains first: the lookup above already counted this request as an
 	// access, and the policy must see one request once.
 	if g.store.Contains(k) {
-		if v, ok := g.store.Get(k, nil); ok {
+		if v, ok := n.fromMemory(k); ok {
 			sh.mu.Unlock()
 			t.res = Result{Value: v, Source: Hit}
 			return t, nil
@@ -222,13 +240,23 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 	}
 	f = &flight{
 		key:      k,
+		tkey:     tk,
+		ns:       n,
 		input:    append([]byte(nil), input...),
 		queuedAt: time.Now(),
 		done:     make(chan struct{}),
 		waiters:  1,
 	}
+	load := len(g.opts.Tiers) > 0
+	if load {
+		f.state = loading
+		f.loadCtx, f.cancel = g.loadContext()
+	}
 	if err := g.queue.push(f, g.opts.BlockWhenFull); err != nil {
 		sh.mu.Unlock()
+		if f.cancel != nil {
+			f.cancel()
+		}
 		if errors.Is(err, ErrOverloaded) {
 			g.stats.overloaded.Add(1)
 		}
@@ -238,6 +266,9 @@ func (g *Group) acquireKey(ctx context.Context, k keyhash.Key, input []byte) (t 
 	g.stats.inFlight.Add(1)
 	g.stats.waiters.Add(1)
 	sh.mu.Unlock()
+	if load {
+		g.startLoad(f)
+	}
 	t.f, t.res.Source = f, Computed
 	return t, nil
 }
@@ -265,6 +296,9 @@ func (f *flight) outcome(src Source) (Result, error) {
 	if f.inherited {
 		src = Joined
 	}
+	if f.loaded && src == Computed {
+		src = Loaded
+	}
 	return Result{Value: f.val, Source: src}, nil
 }
 
@@ -273,20 +307,39 @@ func (f *flight) outcome(src Source) (Result, error) {
 // running when Delete is called may have read what the caller is deleting
 // for: its result still goes to its waiters, but is not cached.
 func (g *Group) Delete(input []byte) bool {
-	if g.fn == nil {
+	if g.def == nil {
 		return false
 	}
-	k := g.hasher.Sum(input)
+	return g.def.Delete(input)
+}
+
+// Delete is Group.Delete in the namespace. With tiers, the result is
+// deleted from every tier that can delete (see TierDeleter) too; their
+// errors are counted in Stats.TierErrors.
+func (n *Namespace) Delete(input []byte) bool {
+	g := n.g
+	tk := n.hasher.Sum(input)
+	k := n.memKey(tk)
+	found := false
+	for _, t := range g.opts.Tiers {
+		if d, ok := t.(TierDeleter); ok {
+			ok, err := d.Delete(n.tierKey(tk))
+			if err != nil {
+				g.stats.tierErrors.Add(1)
+			}
+			found = found || ok
+		}
+	}
 	sh := g.waits.shard(k)
 	sh.mu.Lock()
-	if f := sh.m[k]; f != nil && (f.state == running || f.state == answered) {
+	if f := sh.m[k]; f != nil && (f.state == loading || f.state == running || f.state == answered) {
 		f.deleted = true
 	}
 	sh.mu.Unlock()
 	if g.errs != nil {
 		g.errs.delete(k)
 	}
-	return g.store.Delete(k)
+	return g.store.Delete(k) || found
 }
 
 // Close is Shutdown without a deadline: it returns only when every call of
@@ -310,7 +363,10 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	g.closeOnce.Do(func() {
+		g.loadGate.Lock()
 		g.closed.Store(true)
+		g.loadGate.Unlock()
+		g.loadStop()
 		for _, f := range g.queue.close() {
 			g.failQueued(f)
 		}
@@ -326,6 +382,8 @@ func (g *Group) Shutdown(ctx context.Context) error {
 			} else {
 				g.wg.Wait()
 			}
+			g.loads.Wait()
+			g.touch.stop()
 			g.baseCancel()
 			close(g.stopped)
 		}()

@@ -305,8 +305,8 @@ func TestNoCallOnDoneContext(t *testing.T) {
 	g := newGroup(t, fn, Options{Workers: 1})
 	// The state a worker finds when Close lands between its pop and its
 	// call: the flight queued, the Group's context cancelled.
-	k := g.hasher.Sum([]byte("x"))
-	f := &flight{key: k, input: []byte("x"), done: make(chan struct{}), waiters: 1, queuedAt: time.Now()}
+	k := g.def.hasher.Sum([]byte("x"))
+	f := &flight{key: k, tkey: k, ns: g.def, input: []byte("x"), done: make(chan struct{}), waiters: 1, queuedAt: time.Now()}
 	sh := g.waits.shard(k)
 	sh.mu.Lock()
 	sh.m[k] = f

@@ -40,21 +40,35 @@ func ParseKey(s string) (Key, error) {
 // KeyOf returns input's key. It fails only for an input that is too large
 // or a Group not made by New.
 func (g *Group) KeyOf(input []byte) (Key, error) {
-	if err := g.checkInput(input); err != nil {
+	if g.def == nil {
+		return Key{}, ErrNotInitialized
+	}
+	return g.def.KeyOf(input)
+}
+
+// KeyOf is Group.KeyOf in the namespace: the same input has a different
+// key in each namespace and version. The key does not change with Forget.
+func (n *Namespace) KeyOf(input []byte) (Key, error) {
+	if err := n.g.checkInput(input); err != nil {
 		return Key{}, err
 	}
-	return Key{g.hasher.Sum(input)}, nil
+	return Key{n.hasher.Sum(input)}, nil
 }
 
 // PeekKey is Peek by key: Ready with the cached value, Pending if a call
 // of the input is queued, running or overdue, or Absent. It never waits and
 // never starts a computation; a Ready answer counts as an access.
 func (g *Group) PeekKey(k Key) (Status, []byte) {
-	if g.fn == nil {
+	if g.def == nil {
 		return Absent, nil
 	}
-	g.stats.peeks.Add(1)
-	return g.peek(k.k)
+	return g.def.PeekKey(k)
+}
+
+// PeekKey is Group.PeekKey in the namespace.
+func (n *Namespace) PeekKey(k Key) (Status, []byte) {
+	n.g.stats.peeks.Add(1)
+	return n.peek(n.memKey(k.k))
 }
 
 // Lookup answers input from the cache only: a Hit result and true if its
@@ -63,21 +77,31 @@ func (g *Group) PeekKey(k Key) (Status, []byte) {
 // more work per miss than per hit; the miss then goes to Get. The key is
 // returned either way.
 func (g *Group) Lookup(input []byte) (Result, Key, bool, error) {
-	k, err := g.key(input)
+	if g.def == nil {
+		return Result{}, Key{}, false, ErrNotInitialized
+	}
+	return g.def.Lookup(input)
+}
+
+// Lookup is Group.Lookup in the namespace. It looks in memory only.
+func (n *Namespace) Lookup(input []byte) (Result, Key, bool, error) {
+	g := n.g
+	tk, k, err := n.key(input)
 	if err != nil {
 		return Result{}, Key{}, false, err
 	}
 	// Contains first, so that a miss is not counted as an access here and
 	// again by the Get that follows.
 	if !g.store.Contains(k) {
-		return Result{}, Key{k}, false, nil
+		return Result{}, Key{tk}, false, nil
 	}
-	v, ok := g.store.Get(k, nil)
+	v, ok := n.fromMemory(k)
 	if !ok {
-		return Result{}, Key{k}, false, nil
+		return Result{}, Key{tk}, false, nil
 	}
+	g.touch.hit(n, tk)
 	g.stats.request(true)
-	return Result{Value: v, Source: Hit}, Key{k}, true, nil
+	return Result{Value: v, Source: Hit}, Key{tk}, true, nil
 }
 
 // Bytes returns the key as 16 bytes, big-endian: the form a Tier stores.

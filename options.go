@@ -99,6 +99,26 @@ type Options struct {
 	// once.
 	MaxOverdue int
 
+	// Version names the version of the computation, for the default
+	// namespace and for Namespace handles made without one. It is hashed
+	// into every key: results of another version are never served, so
+	// bumping it when the Func changes retires every older result at once
+	// (the memory cache evicts them in time; a Tier can delete them). At
+	// most LimitNameLength bytes of printable ASCII without spaces.
+	Version string
+
+	// NamespaceTTL gives namespaces a time to live: a result older than
+	// its namespace's TTL is not served, from memory or from a Tier, and is
+	// computed again. Namespaces not listed keep results until evicted.
+	NamespaceTTL map[string]time.Duration
+
+	// Tiers are stores behind the memory cache, nearest first: a disk for
+	// results that outlive the process, a shared store for results
+	// computed on other machines. See Tier. With tiers, Secret must be set
+	// (a disk tier keeps one; a shared tier hands the same one to every
+	// machine), or the keys would change with every process.
+	Tiers []Tier
+
 	// CloseGrace is how long Close lets running computations finish before
 	// cancelling their contexts. Zero means Close waits for them as long as
 	// they take; a negative value cancels them at once.
@@ -166,6 +186,34 @@ func (o Options) withDefaults() (Options, error) {
 		return o, bad("ErrorTTL", o.ErrorTTL, "it must be positive, or zero to never cache errors")
 	case o.Secret != nil && len(o.Secret) != keyhash.SecretSize:
 		return o, bad("Secret", fmt.Sprintf("%d bytes long", len(o.Secret)), fmt.Sprintf("it must be exactly %d bytes, or nil for a random one", keyhash.SecretSize))
+	case len(o.Tiers) > 0 && o.Secret == nil:
+		return o, bad("Secret", "nil with Options.Tiers", "a Group with tiers needs a fixed secret, so that its keys mean the same in the next process and on other machines: the disk tier's Secret(), or the cluster tier's SharedSecret")
+	}
+	if err := checkName("version", o.Version); err != nil {
+		return o, fmt.Errorf("coalesce: Options.Version: %w", err)
+	}
+	for i, t := range o.Tiers {
+		if t == nil {
+			return o, bad("Tiers", fmt.Sprintf("a list whose tier %d is nil", i), "every tier must be non-nil")
+		}
+	}
+	for name, ttl := range o.NamespaceTTL {
+		if err := checkName("namespace", name); err != nil {
+			return o, fmt.Errorf("coalesce: Options.NamespaceTTL: %w", err)
+		}
+		if ttl < 0 {
+			return o, bad("NamespaceTTL", fmt.Sprintf("%v for namespace %q", ttl, name), "a TTL must be positive, or zero for none")
+		}
+	}
+	// The Group keeps its own copies: a caller changing them later must
+	// not change what the Group does.
+	o.Tiers = append([]Tier(nil), o.Tiers...)
+	if o.NamespaceTTL != nil {
+		ttls := make(map[string]time.Duration, len(o.NamespaceTTL))
+		for k, v := range o.NamespaceTTL {
+			ttls[k] = v
+		}
+		o.NamespaceTTL = ttls
 	}
 	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)

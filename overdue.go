@@ -34,6 +34,8 @@ func (g *Group) successorLocked(f *flight, input []byte) (*flight, Source) {
 	}
 	s := &flight{
 		key:      f.key,
+		tkey:     f.tkey,
+		ns:       f.ns,
 		input:    append([]byte(nil), input...),
 		queuedAt: time.Now(),
 		done:     make(chan struct{}),

@@ -25,6 +25,8 @@ type Stats struct {
 	Abandoned    uint64 // computations dropped because every waiter left
 	Peeks        uint64 // Peek calls
 	Evictions    uint64 // results evicted from the cache to make room
+	Loaded       uint64 // results found in a Tier on a memory miss (Options.Tiers)
+	TierErrors   uint64 // failed or panicking calls of a Tier's Load, Save or Delete
 
 	Entries    int   // results in the cache
 	Bytes      int64 // memory the cache holds, bookkeeping included
@@ -75,6 +77,8 @@ func (g *Group) Stats() Stats {
 		Abandoned:    c.abandoned.Load(),
 		Peeks:        c.peeks.Load(),
 		Evictions:    su.evictions,
+		Loaded:       c.loaded.Load(),
+		TierErrors:   c.tierErrors.Load(),
 		Entries:      su.entries,
 		Bytes:        su.bytes,
 		CacheBytes:   g.opts.CacheBytes,
@@ -108,7 +112,7 @@ type counters struct {
 
 	joined, computed, errors, panics, timeouts atomic.Uint64
 	cachedErrors, overloaded, abandoned, peeks atomic.Uint64
-	uncached                                   atomic.Uint64
+	uncached, loaded, tierErrors               atomic.Uint64
 	inFlight, waiters, overdue                 atomic.Int64
 	queueWait, computeTime                     histogram.Histogram
 }

@@ -3,6 +3,7 @@ package coalesce
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -20,8 +21,12 @@ type queue struct {
 	cond       sync.Cond
 	head, tail *flight // head is popped next
 	n          int
-	limit      int
-	closed     bool
+	// loading counts flights being looked up in the tiers: they hold a
+	// place under limit, so that a burst of misses is bounded before the
+	// tiers are asked, not after.
+	loading int
+	limit   int
+	closed  bool
 }
 
 func (q *queue) init(limit int) {
@@ -37,8 +42,28 @@ func (q *queue) push(f *flight, block bool) error {
 	if q.closed {
 		return ErrClosed
 	}
-	if !block && q.n >= q.limit {
-		return fmt.Errorf("%w (%d inputs queued; Options.QueueSize is %d)", ErrOverloaded, q.n, q.limit)
+	if !block && q.n+q.loading >= q.limit {
+		return fmt.Errorf("%w (%d inputs queued; Options.QueueSize is %d)", ErrOverloaded, q.n+q.loading, q.limit)
+	}
+	if f.state == loading {
+		q.loading++ // linked by loaded, once the tiers have not found it
+		return nil
+	}
+	q.link(f, false)
+	return nil
+}
+
+// loaded gives up the place a loading flight held, linking f in it if
+// link is set. It fails only with ErrClosed, when link is set.
+func (q *queue) loaded(f *flight, link bool) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.loading--
+	if !link {
+		return nil
+	}
+	if q.closed {
+		return ErrClosed
 	}
 	q.link(f, false)
 	return nil
@@ -170,6 +195,7 @@ func (g *Group) run(f *flight) (replaced bool) {
 	f.cancel = cancel
 	sh.mu.Unlock()
 	defer cancel()
+	ctx = context.WithValue(ctx, scopeKey{}, Scope{Namespace: f.ns.name, Version: f.ns.version})
 	g.stats.queueWait.Record(time.Since(f.queuedAt))
 	if ctx.Err() != nil {
 		// Close cancelled everything between the pop and now: a function
@@ -215,6 +241,13 @@ func (g *Group) run(f *flight) (replaced bool) {
 	if err != nil && ctx.Err() != nil {
 		err = g.contextFailure(ctx)
 	}
+	if err == nil {
+		// The function may reuse its buffer, and callers may append to the
+		// Value they share: each gets the exact-size copy, no spare capacity.
+		val = bytes.Clone(val)
+		val = val[:len(val):len(val)]
+	}
+	g.saveTiers(f, val, err)
 	return g.complete(f, val, err)
 }
 
@@ -298,12 +331,6 @@ func (g *Group) failedLocked(f *flight, err error) {
 // result, the successor is queued first in line. complete reports whether
 // the calling worker was replaced meanwhile (Options.MaxOverdue).
 func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
-	if err == nil {
-		// The function may reuse its buffer, and callers may append to the
-		// Value they share: each gets the exact-size copy, no spare capacity.
-		val = bytes.Clone(val)
-		val = val[:len(val):len(val)]
-	}
 	sh := g.waits.shard(f.key)
 	sh.mu.Lock()
 	late := f.state == answered
@@ -313,7 +340,7 @@ func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 	}
 	if err == nil {
 		g.stats.computed.Add(1)
-		g.storeLocked(f, val)
+		g.storeLocked(f, val, time.Time{})
 	} else if !late {
 		g.failedLocked(f, err)
 	}
@@ -357,9 +384,17 @@ func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 
 // storeLocked caches a result, unless Delete ran during its computation or
 // the cache will not take it: then it is delivered uncached.
-func (g *Group) storeLocked(f *flight, val []byte) {
+func (g *Group) storeLocked(f *flight, val []byte, expires time.Time) {
 	if f.deleted {
 		return
+	}
+	if f.ns.ttl > 0 {
+		// The memory cache knows no expiry: the namespace's values carry
+		// theirs (Namespace.fresh).
+		if expires.IsZero() {
+			expires = time.Now().Add(f.ns.ttl)
+		}
+		val = binary.LittleEndian.AppendUint64(append(make([]byte, 0, len(val)+expiryTrailer), val...), uint64(expires.UnixNano()))
 	}
 	if len(val) > g.opts.MaxResultSize || g.store.Set(f.key, val) != nil {
 		g.stats.uncached.Add(1)
@@ -444,6 +479,14 @@ func (g *Group) leave(f *flight) {
 		// The call counts as running until fn returns (complete).
 		g.answerLocked(f)
 		f.cancel()
+	case loading:
+		// The load stops; its goroutine takes the flight out of the table.
+		f.state = answered
+		f.loadAbandoned = true
+		g.stats.inFlight.Add(-1)
+		if f.cancel != nil {
+			f.cancel()
+		}
 	case deferred:
 		f.prev.next, f.prev = nil, nil
 		if f.timer != nil {

@@ -60,3 +60,12 @@ func (h Hasher) Sum(input []byte) Key {
 	s := highwayhash.Sum128(input, h.secret)
 	return Key{Hi: binary.LittleEndian.Uint64(s[:8]), Lo: binary.LittleEndian.Uint64(s[8:])}
 }
+
+// Derive returns a Hasher keyed with a secret derived from h's and label:
+// the 256-bit keyed hash of label. Derived hashers with different labels
+// are independent pseudo-random functions, so the keys of one never
+// collide with another's by construction, only by chance.
+func (h Hasher) Derive(label []byte) Hasher {
+	s := highwayhash.Sum(label, h.secret)
+	return Hasher{secret: s[:]}
+}
