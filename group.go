@@ -79,12 +79,12 @@ type Group struct {
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
 	// loadBase parents the tiers' loads; Shutdown cancels it at once.
-	loadBase context.Context
-	loadStop context.CancelFunc
-	closed     atomic.Bool
-	closeOnce  sync.Once
-	wg         sync.WaitGroup // workers
-	stopped    chan struct{}  // closed when every worker has exited
+	loadBase  context.Context
+	loadStop  context.CancelFunc
+	closed    atomic.Bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup // workers
+	stopped   chan struct{}  // closed when every worker has exited
 	// replacements counts the workers started in place of ones held by an
 	// overdue call (Options.MaxOverdue), until those calls return.
 	replacements atomic.Int64

@@ -406,4 +406,3 @@ func TestDeleteReachesTheTiers(t *testing.T) {
 		t.Fatalf("%d results left in the tier after Delete", n)
 	}
 }
-
