@@ -33,6 +33,11 @@ type Namespace struct {
 	version string
 	ttl     time.Duration
 	hasher  keyhash.Hasher
+	// mix is xored into the memory cache's keys, so that a key looked up
+	// (PeekKey) in another namespace finds nothing there: the memory
+	// cache is shared, and values of namespaces with a TTL carry a trailer
+	// that others must never be handed.
+	mix keyhash.Key
 	// gen is bumped by Forget; it is mixed into the memory cache's keys
 	// only, so that the tiers' keys stay what they were.
 	gen atomic.Uint64
@@ -80,7 +85,8 @@ func (g *Group) newNamespace(master keyhash.Hasher, name, version string) *Names
 	b = append(b, name...)
 	b = binary.AppendUvarint(b, uint64(len(version)))
 	b = append(b, version...)
-	return &Namespace{g: g, name: name, version: version, ttl: g.opts.NamespaceTTL[name], hasher: master.Derive(b)}
+	h := master.Derive(b)
+	return &Namespace{g: g, name: name, version: version, ttl: g.opts.NamespaceTTL[name], hasher: h, mix: h.Sum([]byte("memory"))}
 }
 
 // Namespace returns the handle of a namespace and a version of the
@@ -141,6 +147,8 @@ func (n *Namespace) Forget() {
 // memKey turns a tier key into the memory cache's key for the current
 // generation.
 func (n *Namespace) memKey(tk keyhash.Key) keyhash.Key {
+	tk.Hi ^= n.mix.Hi
+	tk.Lo ^= n.mix.Lo
 	if g := n.gen.Load(); g != 0 {
 		tk.Hi ^= g * 0x9e3779b97f4a7c15 // a fixed odd multiplier spreads small counts over all bits
 		tk.Lo ^= g * 0xc2b2ae3d27d4eb4f

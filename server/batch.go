@@ -133,6 +133,11 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("Content-Type %q; send %s or %s", r.Header.Get("Content-Type"), batchBinaryType, batchJSONType)}, nil)
 		return
 	}
+	ns, aerr := s.scope(r)
+	if aerr != nil {
+		s.fail(w, r, aerr, nil)
+		return
+	}
 	limit := min(int64(lim.maxItems)*(int64(lim.maxItemSize)+4), maxBatchBody)
 	if mt == batchJSONType {
 		limit = min(limit*4/3+int64(lim.maxItems)*4+64, maxBatchBody) // base64 and punctuation
@@ -169,7 +174,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	defer s.leaveWait(len(inputs))
 	ctx, cancel, _ := s.waitContext(r.Context(), parsePrefer(r.Header))
 	defer cancel()
-	results, errs := s.g.GetMany(ctx, inputs)
+	results, errs := ns.GetMany(ctx, inputs)
 	if r.Context().Err() != nil {
 		return // the client has gone
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/coalesce-go/coalesce"
 )
@@ -39,6 +40,7 @@ const (
 	codeExecutorFailed   = "executor_failed"
 	codeShuttingDown     = "shutting_down"
 	codeClientCancelled  = "cancelled"
+	codeBadNamespace     = "bad_namespace"
 	retryAfterOverloaded = 1
 )
 
@@ -51,6 +53,8 @@ func errorOf(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.Is(err, coalesce.ErrBadNamespace):
+		return &apiError{Status: http.StatusBadRequest, Code: codeBadNamespace, Message: strings.TrimPrefix(err.Error(), "coalesce: ")}
 	case errors.Is(err, coalesce.ErrInputTooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeInputTooLarge, Message: err.Error() + "; send a smaller input"}
 	case errors.Is(err, coalesce.ErrOverloaded):

@@ -30,11 +30,12 @@ const (
 	kindHit = iota
 	kindJoined
 	kindComputed
+	kindLoaded
 	kindError
 	numKinds
 )
 
-var kinds = [numKinds]string{"hit", "joined", "computed", "error"}
+var kinds = [numKinds]string{"hit", "joined", "computed", "loaded", "error"}
 
 // latencyBuckets resolve tens of microseconds, where hits are answered,
 // and steps of 5-10 ms around the tens of milliseconds a computation takes,
@@ -50,7 +51,7 @@ func newMetrics(g *coalesce.Group) *metrics {
 	hv := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "coalesce",
 		Name:      "http_request_duration_seconds",
-		Help:      "Time from a compute request's arrival to its answer, by source: hit, joined (collapsed onto another's computation), computed, or error. A batch counts each input, with the batch's time.",
+		Help:      "Time from a compute request's arrival to its answer, by source: hit, joined (collapsed onto another's computation), computed, loaded (from a tier behind memory: disk or another machine), or error. A batch counts each input, with the batch's time.",
 		Buckets:   latencyBuckets,
 	}, []string{"source"})
 	for i, k := range kinds {
@@ -74,6 +75,8 @@ func (m *metrics) observe(kind string, d time.Duration) {
 		i = kindJoined
 	case "computed":
 		i = kindComputed
+	case "loaded":
+		i = kindLoaded
 	default: // "error"; a kind the handlers do not send counts there too
 		i = kindError
 	}
@@ -115,6 +118,30 @@ func (m *metrics) watchServer(s *Server) {
 	)
 }
 
+// watchExtra exports the Config's checks and collectors.
+func (m *metrics) watchExtra(checks map[string]func() error, cs []prometheus.Collector) error {
+	for name, check := range checks {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "coalesce", Name: "check_ok",
+			Help:        "1 while a health check of what the service depends on passes, 0 while it fails (the service then serves from memory and computes).",
+			ConstLabels: prometheus.Labels{"check": name}},
+			func() float64 {
+				if check() != nil {
+					return 0
+				}
+				return 1
+			})
+		if err := m.reg.Register(g); err != nil {
+			return err
+		}
+	}
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
@@ -147,6 +174,8 @@ var statsMetrics = []statsMetric{
 	{statDesc("overloaded_total", "Requests refused because the queue was full."), prometheus.CounterValue, func(s *coalesce.Stats) float64 { return float64(s.Overloaded) }},
 	{statDesc("abandoned_total", "Computations dropped because every waiter left."), prometheus.CounterValue, func(s *coalesce.Stats) float64 { return float64(s.Abandoned) }},
 	{statDesc("evictions_total", "Results evicted from the cache to make room."), prometheus.CounterValue, func(s *coalesce.Stats) float64 { return float64(s.Evictions) }},
+	{statDesc("loaded_total", "Results found in a tier behind memory (disk, or another machine) on a memory miss."), prometheus.CounterValue, func(s *coalesce.Stats) float64 { return float64(s.Loaded) }},
+	{statDesc("tier_errors_total", "Failed calls of a tier behind memory; the Group served and computed without it."), prometheus.CounterValue, func(s *coalesce.Stats) float64 { return float64(s.TierErrors) }},
 	{statDesc("cache_entries", "Results in the cache."), prometheus.GaugeValue, func(s *coalesce.Stats) float64 { return float64(s.Entries) }},
 	{statDesc("cache_bytes", "Memory the cache holds, bookkeeping included."), prometheus.GaugeValue, func(s *coalesce.Stats) float64 { return float64(s.Bytes) }},
 	{statDesc("cache_capacity_bytes", "The cache's memory budget."), prometheus.GaugeValue, func(s *coalesce.Stats) float64 { return float64(s.CacheBytes) }},

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coalesce-go/coalesce"
 )
@@ -49,6 +52,17 @@ type Config struct {
 	// Logger receives one line per failed request and per executor failure.
 	// Nil means slog.Default().
 	Logger *slog.Logger
+
+	// Checks are the health checks of what the Group depends on beyond
+	// itself (a disk tier, a Redis), by name: /readyz reports each failing
+	// one, and /metrics exports coalesce_check_ok{check=NAME}. A failing
+	// check degrades the service, it does not stop it: the Group serves
+	// from memory and computes, so /readyz still answers 200.
+	Checks map[string]func() error
+
+	// Collectors are exported on /metrics beside the Server's own: the
+	// tiers' statistics, say.
+	Collectors []prometheus.Collector
 }
 
 const (
@@ -96,6 +110,7 @@ func (c Config) withDefaults() (Config, error) {
 // never closes it.
 type Server struct {
 	g       *coalesce.Group
+	def     *coalesce.Namespace // for requests that name none
 	cfg     Config
 	maxIn   int
 	mux     *http.ServeMux
@@ -114,9 +129,16 @@ func New(g *coalesce.Group, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{g: g, cfg: cfg, maxIn: g.Options().MaxInputSize}
+	def, err := g.Namespace("", "")
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{g: g, def: def, cfg: cfg, maxIn: g.Options().MaxInputSize}
 	s.async = newAsyncTable(g, cfg.MaxAsync, cfg.AsyncTimeout, cfg.Logger)
 	s.metrics = newMetrics(g)
+	if err := s.metrics.watchExtra(cfg.Checks, cfg.Collectors); err != nil {
+		return nil, fmt.Errorf("server: Config.Collectors: %w", err)
+	}
 	s.ready.Store(true)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/compute", s.compute)
@@ -219,11 +241,13 @@ var (
 		coalesce.Hit:      {"coalesce; hit"},
 		coalesce.Joined:   {"coalesce; fwd=miss; collapsed"},
 		coalesce.Computed: {"coalesce; fwd=miss; stored"},
+		coalesce.Loaded:   {"coalesce; hit; detail=loaded"},
 	}
 	sourceBySource = map[coalesce.Source][]string{
 		coalesce.Hit:      {"hit"},
 		coalesce.Joined:   {"joined"},
 		coalesce.Computed: {"computed"},
+		coalesce.Loaded:   {"loaded"},
 	}
 )
 
@@ -239,9 +263,36 @@ func cacheStatus(src coalesce.Source) string {
 // The headers of a result, in canonical form so that they can be set in
 // the map directly.
 const (
-	headerKey    = "Coalesce-Key"
-	headerSource = "Coalesce-Source"
+	headerKey       = "Coalesce-Key"
+	headerSource    = "Coalesce-Source"
+	headerNamespace = "Coalesce-Namespace"
+	headerVersion   = "Coalesce-Version"
 )
+
+// scope is the namespace a request names with Coalesce-Namespace and
+// Coalesce-Version, or the default one.
+func (s *Server) scope(r *http.Request) (*coalesce.Namespace, *apiError) {
+	ns, v := r.Header[headerNamespace], r.Header[headerVersion]
+	if len(ns) == 0 && len(v) == 0 {
+		return s.def, nil
+	}
+	if len(ns) > 1 || len(v) > 1 {
+		return nil, &apiError{Status: http.StatusBadRequest, Code: codeBadNamespace,
+			Message: "send Coalesce-Namespace and Coalesce-Version at most once each"}
+	}
+	var name, version string
+	if len(ns) == 1 {
+		name = ns[0]
+	}
+	if len(v) == 1 {
+		version = v[0]
+	}
+	n, err := s.g.Namespace(name, version)
+	if err != nil {
+		return nil, errorOf(err)
+	}
+	return n, nil
+}
 
 // writeResult writes a result. net/http adds Content-Length itself, since
 // the whole body is written before the handler returns.
@@ -260,6 +311,11 @@ func writeResult(w http.ResponseWriter, key coalesce.Key, r coalesce.Result) {
 // and otherwise 202 with the key to poll.
 func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	ns, aerr := s.scope(r)
+	if aerr != nil {
+		s.fail(w, r, aerr, nil)
+		return
+	}
 	input, aerr := s.readInput(w, r, int64(s.maxIn))
 	if aerr != nil {
 		s.fail(w, r, aerr, nil)
@@ -267,7 +323,7 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	}
 	// Hits first: no waiter to count, no context to make, no Prefer to
 	// read; they are most requests, and this is their whole path.
-	res, key, hit, err := s.g.Lookup(input)
+	res, key, hit, err := ns.Lookup(input)
 	if err != nil {
 		s.fail(w, r, errorOf(err), err)
 		return
@@ -279,7 +335,7 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	}
 	p := parsePrefer(r.Header)
 	if p.async {
-		s.computeAsync(w, r, key, input, p)
+		s.computeAsync(w, r, ns, key, input, p)
 		return
 	}
 	if aerr := s.enterWait(1); aerr != nil {
@@ -291,7 +347,7 @@ func (s *Server) compute(w http.ResponseWriter, r *http.Request) {
 	// leaves at once, and the computation is cancelled if it was the last.
 	ctx, cancel, bound := s.waitContext(r.Context(), p)
 	defer cancel()
-	res, err = s.g.Get(ctx, input)
+	res, err = ns.Get(ctx, input)
 	if err != nil {
 		if bound > 0 && ctx.Err() != nil && r.Context().Err() == nil {
 			s.fail(w, r, &apiError{Status: http.StatusGatewayTimeout, Code: codeWaitExceeded,
@@ -313,8 +369,8 @@ type asyncAccepted struct {
 	Status  string `json:"status"`  // "pending"
 }
 
-func (s *Server) computeAsync(w http.ResponseWriter, r *http.Request, key coalesce.Key, input []byte, p preferences) {
-	fu, err := s.g.Start(input)
+func (s *Server) computeAsync(w http.ResponseWriter, r *http.Request, ns *coalesce.Namespace, key coalesce.Key, input []byte, p preferences) {
+	fu, err := ns.Start(input)
 	if err != nil {
 		s.fail(w, r, errorOf(err), err)
 		return
@@ -363,7 +419,12 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("%v", err), nil)
 		return
 	}
-	switch st, v := s.g.PeekKey(key); st {
+	ns, aerr := s.scope(r)
+	if aerr != nil {
+		s.fail(w, r, aerr, nil)
+		return
+	}
+	switch st, v := ns.PeekKey(key); st {
 	case coalesce.Ready:
 		writeResult(w, key, coalesce.Result{Value: v, Source: coalesce.Hit})
 		return
@@ -407,7 +468,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "shutting down\n")
 		return
 	}
-	io.WriteString(w, "ready\n")
+	var failing []string
+	for name, check := range s.cfg.Checks {
+		if err := check(); err != nil {
+			failing = append(failing, name+": "+err.Error())
+		}
+	}
+	if len(failing) == 0 {
+		io.WriteString(w, "ready\n")
+		return
+	}
+	sort.Strings(failing)
+	io.WriteString(w, "ready, degraded (serving from memory and computing):\n"+strings.Join(failing, "\n")+"\n")
 }
 
 // fail writes e and logs the request; cause, if set, is the error behind
