@@ -1,0 +1,385 @@
+package disk
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+type opKind uint8
+
+const (
+	opSave   opKind = iota
+	opTouch         // move a used record to the current generation
+	opDrop          // delete a record if it is still corrupt or expired
+	opDelete        // delete a record
+	opRange         // delete every record in [rk, end)
+	opFlush         // nothing but a synced commit
+)
+
+// request is one write for the committer. done, if set, receives the
+// outcome of the batch it went in.
+type request struct {
+	op      opKind
+	rk      []byte
+	end     []byte
+	value   []byte
+	expires int64
+	done    chan error
+
+	existed bool  // opDelete: there was a record; opRange: how many
+	count   int64 // opRange: records deleted
+}
+
+const (
+	// maxBatch bounds one commit, so that a burst cannot make one batch
+	// (and the latency of the Saves waiting on it) arbitrarily large.
+	maxBatch = 4096
+	// maxEvictPerBatch bounds the eviction work one commit does; the rest
+	// is left for the next ones.
+	maxEvictPerBatch = 4096
+	// entryOverhead is what the engine adds per key beyond its bytes (the
+	// 8-byte sequence number and kind, and block offsets), as measured on
+	// 128-byte results: the accounting of MaxBytes is in these units.
+	entryOverhead = 12
+	// generations is about how many generations a full store spans: the
+	// current one ends after MaxBytes/generations bytes of writes.
+	generations = 32
+)
+
+// cost is the accounted size of a record and its index entry.
+func cost(rk []byte, recLen int) int64 {
+	return int64(len(rk) + recLen + len(rk) + 4 + 2*entryOverhead)
+}
+
+// limit is the accounted size past which the committer evicts. It leaves
+// a tenth of MaxBytes for what the engine keeps besides live records:
+// the log, the memtables, and deleted records until compaction.
+func (s *Store) limit() int64 { return s.opts.MaxBytes / 10 * 9 }
+
+// urgent requests are waited for: they end the gathering of a batch.
+func (r *request) urgent() bool { return r.done != nil }
+
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	batch := make([]*request, 0, 64)
+	for {
+		r, ok := <-s.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], r)
+		open := true
+		if !r.urgent() {
+			// Gather for one interval: one sync for all the records
+			// that arrive meanwhile.
+			timer.Reset(s.opts.CommitInterval)
+		gather:
+			for len(batch) < maxBatch {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						open = false
+						break gather
+					}
+					batch = append(batch, r)
+					if r.urgent() {
+						break gather
+					}
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		// Whatever else is queued already goes in the same sync.
+	drain:
+		for open && len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.apply(batch)
+		clear(batch)
+		if !open {
+			// Close closed the queue: what was in it has been applied.
+			return
+		}
+	}
+}
+
+// apply writes one batch of requests, synced, and answers them.
+func (s *Store) apply(reqs []*request) {
+	err := s.applyBatch(reqs)
+	if err != nil {
+		s.ctr.writeErrors.Add(countSaves(reqs))
+		s.health.failed(err)
+	}
+	for _, r := range reqs {
+		if r.done != nil {
+			r.done <- err
+		}
+	}
+}
+
+func (s *Store) applyBatch(reqs []*request) (err error) {
+	if s.health.broken.Load() {
+		return ErrBroken
+	}
+	full := s.opts.ReserveBytes > 0 && freeBytes(s.opts.Dir) < uint64(s.opts.ReserveBytes)
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	m := s.meta
+	var saves, writes int64
+	for _, r := range reqs {
+		switch r.op {
+		case opSave:
+			if full {
+				continue
+			}
+			s.removeOld(b, &m, r.rk)
+			rec := appendRecord(make([]byte, 0, recordLen(len(r.value), r.expires)), r.rk, m.gen, r.expires, r.value)
+			set(b, r.rk, rec)
+			set(b, genKey(m.gen, r.rk), nil)
+			c := cost(r.rk, len(rec))
+			m.bytes += c
+			m.genBytes += c
+			m.entries++
+			saves++
+		case opTouch:
+			if full {
+				continue
+			}
+			rec, ok := s.read(b, r.rk)
+			if !ok || rec.gen == m.gen {
+				continue
+			}
+			value := appendRecord(nil, r.rk, m.gen, rec.expires, rec.value)
+			del(b, genKey(rec.gen, r.rk))
+			set(b, r.rk, value)
+			set(b, genKey(m.gen, r.rk), nil)
+			m.genBytes += cost(r.rk, len(value))
+			writes++
+		case opDrop:
+			raw, ok := s.raw(b, r.rk)
+			if !ok {
+				continue
+			}
+			rec, derr := decodeRecord(r.rk, raw)
+			if derr == nil && (rec.expires == 0 || time.Now().UnixNano() < rec.expires) {
+				continue // replaced since by a good record
+			}
+			if derr == nil {
+				del(b, genKey(rec.gen, r.rk))
+			}
+			// A corrupt record's index entry cannot be found from it; the
+			// eviction scan drops it when it gets there.
+			del(b, r.rk)
+			m.bytes -= cost(r.rk, len(raw))
+			m.entries--
+		case opDelete:
+			r.existed = s.removeOld(b, &m, r.rk)
+		case opRange:
+			n, bytes, ierr := s.measureRange(b, r.rk, r.end)
+			if ierr != nil {
+				return ierr
+			}
+			if err := b.DeleteRange(r.rk, r.end, nil); err != nil {
+				return err
+			}
+			r.count = n
+			m.bytes -= bytes
+			m.entries -= n
+		}
+	}
+	evicted := s.evict(b, &m)
+	if m.genBytes > s.opts.MaxBytes/generations {
+		m.gen++
+		m.genBytes = 0
+	}
+	// Corrupt records are counted at their stored size, not the size they
+	// were counted at: never let the drift go below zero.
+	m.bytes, m.entries = max(m.bytes, 0), max(m.entries, 0)
+	if m != s.meta {
+		set(b, metaKey, m.encode())
+	}
+	if b.Empty() && !full {
+		return nil
+	}
+	if !b.Empty() {
+		if err := commit(b); err != nil {
+			if errors.Is(err, errEngineBroken) {
+				s.health.broken.Store(true)
+				s.log.Error("disk: the engine cannot write any more; writes fail until the store is reopened", "err", err)
+				return fmt.Errorf("%w: %w", ErrBroken, err)
+			}
+			return fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		}
+		s.meta = m
+		s.gen.Store(m.gen)
+		s.ctr.writes.Add(saves)
+		s.ctr.evictions.Add(evicted)
+	}
+	if full {
+		if countSaves(reqs) > 0 {
+			return ErrDiskFull
+		}
+		return nil // nothing was refused, nothing proved the disk writable
+	}
+	s.health.ok()
+	return nil
+}
+
+var errEngineBroken = errors.New("engine panicked")
+
+// commit syncs b. The engine panics (or calls Logger.Fatalf, which panics
+// here) when its log cannot be written; that is turned into an error so
+// that the process goes on serving from memory.
+func commit(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errEngineBroken, r)
+		}
+	}()
+	return b.Commit(pebble.Sync)
+}
+
+func countSaves(reqs []*request) int64 {
+	var n int64
+	for _, r := range reqs {
+		if r.op == opSave {
+			n++
+		}
+	}
+	return n
+}
+
+// set and del write into an indexed batch, whose only error is a closed
+// or committed batch: not something apply does.
+func set(b *pebble.Batch, k, v []byte) {
+	if err := b.Set(k, v, nil); err != nil {
+		panic(err)
+	}
+}
+
+func del(b *pebble.Batch, k []byte) {
+	if err := b.Delete(k, nil); err != nil {
+		panic(err)
+	}
+}
+
+// raw returns a copy of the stored bytes of rk, seen through the batch.
+func (s *Store) raw(b *pebble.Batch, rk []byte) ([]byte, bool) {
+	v, closer, err := b.Get(rk)
+	if err != nil {
+		return nil, false
+	}
+	v = bytes.Clone(v)
+	_ = closer.Close()
+	return v, true
+}
+
+func (s *Store) read(b *pebble.Batch, rk []byte) (record, bool) {
+	raw, ok := s.raw(b, rk)
+	if !ok {
+		return record{}, false
+	}
+	rec, err := decodeRecord(rk, raw)
+	return rec, err == nil
+}
+
+// removeOld deletes the record under rk and its index entry, if there is
+// one, and takes it off the counts.
+func (s *Store) removeOld(b *pebble.Batch, m *meta, rk []byte) bool {
+	raw, ok := s.raw(b, rk)
+	if !ok {
+		return false
+	}
+	if rec, err := decodeRecord(rk, raw); err == nil {
+		del(b, genKey(rec.gen, rk))
+	}
+	del(b, rk)
+	m.bytes -= cost(rk, len(raw))
+	m.entries--
+	return true
+}
+
+func (s *Store) measureRange(b *pebble.Batch, start, end []byte) (n, size int64, err error) {
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	if err != nil {
+		return 0, 0, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		n++
+		size += cost(it.Key(), len(it.Value()))
+	}
+	return n, size, it.Close()
+}
+
+// evict deletes the records of the oldest generations until the store is
+// back under its limit, at most maxEvictPerBatch of them. The index is
+// walked from a cursor, not from its start, so that the tombstones of
+// earlier evictions are not walked over again and again.
+func (s *Store) evict(b *pebble.Batch, m *meta) int64 {
+	if m.bytes <= s.limit() {
+		return 0
+	}
+	target := s.limit() - s.opts.MaxBytes/64
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixGen}, UpperBound: []byte{prefixGen + 1}})
+	if err != nil {
+		return 0
+	}
+	defer it.Close()
+	valid := it.First()
+	if s.evictCursor != nil {
+		valid = it.SeekGE(s.evictCursor)
+	}
+	var n, work int64
+	for ; valid && m.bytes > target && work < maxEvictPerBatch; valid = it.Next() {
+		work++
+		gk := it.Key()
+		gen, rk, ok := parseGenKey(gk)
+		if !ok {
+			del(b, bytes.Clone(gk))
+			continue
+		}
+		if gen == m.gen {
+			// Everything older is gone: evicting the current generation
+			// means the store is one generation deep; start a new one so
+			// that the records written from now on are kept.
+			m.gen++
+			m.genBytes = 0
+		}
+		del(b, bytes.Clone(gk))
+		raw, ok := s.raw(b, rk)
+		if !ok {
+			continue // deleted with its namespace or version
+		}
+		rec, derr := decodeRecord(rk, raw)
+		if derr == nil && rec.gen != gen {
+			continue // moved to a newer generation; its entry there stays
+		}
+		del(b, rk)
+		m.bytes -= cost(rk, len(raw))
+		m.entries--
+		n++
+	}
+	if valid {
+		s.evictCursor = bytes.Clone(it.Key())
+	} else {
+		s.evictCursor = nil
+	}
+	return n
+}

@@ -1,0 +1,390 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/coalesce-go/coalesce"
+)
+
+// Store is a durable coalesce.Tier in one directory.
+//
+// A Store is safe for concurrent use. Loads, Gets and the read-only admin
+// calls run in the caller's goroutine and never wait for writes; every
+// write (Save, Delete, the range deletes, and the moves of used records to
+// the current generation) goes through one committer goroutine, in order,
+// so the store's counters are written in the same atomic batch as the
+// records they count. Close waits for the queued writes, then closes the
+// engine; every method returns ErrClosed afterwards. Only one process can
+// open a directory at a time.
+type Store struct {
+	opts   Options
+	db     *pebble.DB
+	secret []byte
+	log    *slog.Logger
+
+	// mu guards closed and the sending on reqs: senders hold it for
+	// reading, Close for writing, so that no send races the channel's
+	// close and no read races the engine's.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	done   chan struct{}
+
+	gen    atomic.Uint32 // the committer's current generation, for Load
+	health health
+	ctr    counters
+
+	// The committer's own state.
+	meta        meta
+	evictCursor []byte
+}
+
+var _ coalesce.Tier = (*Store)(nil)
+var _ coalesce.Toucher = (*Store)(nil)
+
+// Open opens the store in o.Dir, creating it if needed. It reads the
+// store's counters and secret, not its records.
+func Open(o Options) (*Store, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("disk: creating the store's directory: %w", err)
+	}
+	popts := &pebble.Options{
+		Logger:             pebbleLogger{o.Logger},
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// Most Loads are misses (the memory cache answers the rest): bloom
+	// filters let a miss skip the tables' data blocks.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := openEngine(filepath.Join(o.Dir, "db"), popts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts: o,
+		db:   db,
+		log:  o.Logger,
+		reqs: make(chan *request, o.MaxPending),
+		done: make(chan struct{}),
+	}
+	fail := func(err error) (*Store, error) {
+		_ = db.Close()
+		return nil, err
+	}
+	if s.secret, err = loadSecret(o.Dir); err != nil {
+		return fail(err)
+	}
+	raw, closer, err := db.Get(metaKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		s.meta = meta{gen: 1}
+	case err != nil:
+		return fail(fmt.Errorf("disk: reading the store's counters: %w", err))
+	default:
+		s.meta, err = decodeMeta(raw)
+		_ = closer.Close()
+		if err != nil {
+			return fail(fmt.Errorf("%w; remove %s to start an empty store", err, o.Dir))
+		}
+	}
+	s.gen.Store(s.meta.gen)
+	s.health.init(o.Logger)
+	go s.commitLoop()
+	return s, nil
+}
+
+// openEngine turns the engine's panics on a damaged directory into errors.
+func openEngine(dir string, popts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("disk: opening %s: the engine failed: %v", dir, r)
+		}
+	}()
+	db, err = pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("disk: opening %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// Secret returns the store's 32-byte secret, for coalesce.Options.Secret:
+// keys hashed with it mean the same in every process that opens the
+// store. The caller must not modify it.
+func (s *Store) Secret() []byte { return s.secret }
+
+// Close writes and syncs the queued records, then closes the engine. It
+// is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.done
+	if s.health.broken.Load() {
+		// The engine's commit pipeline stopped mid-write; its Close could
+		// wait forever for it. Leaving it to the process's exit loses
+		// nothing that was acknowledged.
+		return ErrBroken
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("disk: closing the engine: %w", err)
+	}
+	return nil
+}
+
+// rlock holds the store open for a read or a send.
+func (s *Store) rlock() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func recordKey(k coalesce.TierKey) ([]byte, error) {
+	if err := checkName("namespace", k.Namespace); err != nil {
+		return nil, err
+	}
+	if err := checkName("version", k.Version); err != nil {
+		return nil, err
+	}
+	return appendRecordKey(make([]byte, 0, recordKeyBase+len(k.Namespace)+len(k.Version)),
+		k.Namespace, k.Version, k.Key.Bytes()), nil
+}
+
+// Load implements coalesce.Tier. A corrupt or expired record is a miss;
+// it is counted and deleted. A hit on a record of an older generation
+// moves it to the current one (in the background), so that eviction
+// takes it last.
+func (s *Store) Load(ctx context.Context, k coalesce.TierKey) (coalesce.TierResult, error) {
+	rk, err := recordKey(k)
+	if err != nil {
+		return coalesce.TierResult{}, err
+	}
+	if err := s.rlock(); err != nil {
+		return coalesce.TierResult{}, err
+	}
+	defer s.mu.RUnlock()
+	raw, closer, err := s.db.Get(rk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		s.ctr.misses.Add(1)
+		return coalesce.TierResult{}, nil
+	}
+	if err != nil {
+		s.ctr.readErrors.Add(1)
+		return coalesce.TierResult{}, fmt.Errorf("disk: reading %s: %w", k.Key, err)
+	}
+	defer closer.Close()
+	rec, err := decodeRecord(rk, raw)
+	if err != nil {
+		s.ctr.corrupt.Add(1)
+		s.ctr.misses.Add(1)
+		s.log.Warn("disk: corrupt record treated as a miss and deleted",
+			"namespace", k.Namespace, "version", k.Version, "key", k.Key.String(), "err", err)
+		s.sendLocked(&request{op: opDrop, rk: rk})
+		return coalesce.TierResult{}, nil
+	}
+	if rec.expires != 0 && time.Now().UnixNano() >= rec.expires {
+		s.ctr.expired.Add(1)
+		s.ctr.misses.Add(1)
+		s.sendLocked(&request{op: opDrop, rk: rk})
+		return coalesce.TierResult{}, nil
+	}
+	s.ctr.hits.Add(1)
+	if rec.gen != s.gen.Load() {
+		s.sendLocked(&request{op: opTouch, rk: rk})
+	}
+	r := coalesce.TierResult{Found: true, Value: append([]byte(nil), rec.value...)}
+	if rec.expires != 0 {
+		r.Expires = time.Unix(0, rec.expires)
+	}
+	return r, nil
+}
+
+// Save implements coalesce.Tier: it stores out.Value under k unless
+// out.Err is set (failures are not kept on disk). With SyncGroupCommit it
+// queues the record and returns at once, with the error of the last
+// failed write while writes are failing (the record is still tried); with
+// SyncAlways it returns once the record is synced, or its write's error.
+func (s *Store) Save(ctx context.Context, k coalesce.TierKey, out coalesce.Outcome) error {
+	if out.Err != nil {
+		return nil
+	}
+	rk, err := recordKey(k)
+	if err != nil {
+		return err
+	}
+	var expires int64
+	if !out.Expires.IsZero() {
+		expires = out.Expires.UnixNano()
+		if expires == 0 { // the one instant the format cannot tell from "none"
+			expires = 1
+		}
+	}
+	r := &request{op: opSave, rk: rk, value: append([]byte(nil), out.Value...), expires: expires}
+	if s.opts.Sync == SyncAlways {
+		return s.sendWait(r)
+	}
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	select {
+	case s.reqs <- r:
+		s.mu.RUnlock()
+	default:
+		s.mu.RUnlock()
+		s.ctr.dropped.Add(1)
+		return ErrQueueFull
+	}
+	return s.health.err()
+}
+
+// Touched implements coalesce.Toucher: keys hit in memory that sit in an
+// older generation on disk are moved to the current one, so that the
+// memory tier's hits count as uses here. Moves are dropped, not waited
+// for, when the committer is behind.
+func (s *Store) Touched(keys []coalesce.TierKey) {
+	if s.rlock() != nil {
+		return
+	}
+	defer s.mu.RUnlock()
+	cur := s.gen.Load()
+	for _, k := range keys {
+		rk, err := recordKey(k)
+		if err != nil {
+			continue
+		}
+		// Reading the generation here keeps the committer's work to the
+		// keys that need a move: most touched keys are already current.
+		raw, closer, err := s.db.Get(rk)
+		if err != nil {
+			continue
+		}
+		rec, err := decodeRecord(rk, raw)
+		_ = closer.Close()
+		if err != nil || rec.gen == cur {
+			continue
+		}
+		s.ctr.touches.Add(1)
+		s.sendLocked(&request{op: opTouch, rk: rk})
+	}
+}
+
+// RecordInfo describes a stored record, for inspection.
+type RecordInfo struct {
+	Namespace, Version string
+	Key                coalesce.Key
+	// Generation is the generation of the record's last use; eviction
+	// takes the lowest first.
+	Generation uint32
+	// Expires is the record's deadline, zero for none.
+	Expires time.Time
+	// Size is the record's encoded size: header, value and checksum.
+	Size int
+}
+
+// Get returns the value and description of the record under k, without
+// counting it as a use. It returns an error matching ErrNotFound for a
+// missing or expired record and ErrCorrupt for a corrupt one (which it
+// leaves in place, for inspection).
+func (s *Store) Get(k coalesce.TierKey) ([]byte, RecordInfo, error) {
+	rk, err := recordKey(k)
+	if err != nil {
+		return nil, RecordInfo{}, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, RecordInfo{}, err
+	}
+	defer s.mu.RUnlock()
+	info := RecordInfo{Namespace: k.Namespace, Version: k.Version, Key: k.Key}
+	raw, closer, err := s.db.Get(rk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, info, fmt.Errorf("%w: %s/%s/%s", ErrNotFound, k.Namespace, k.Version, k.Key)
+	}
+	if err != nil {
+		return nil, info, fmt.Errorf("disk: reading %s: %w", k.Key, err)
+	}
+	defer closer.Close()
+	info.Size = len(raw)
+	rec, err := decodeRecord(rk, raw)
+	if err != nil {
+		return nil, info, err
+	}
+	info.Generation = rec.gen
+	if rec.expires != 0 {
+		info.Expires = time.Unix(0, rec.expires)
+		if time.Now().UnixNano() >= rec.expires {
+			return nil, info, fmt.Errorf("%w: %s/%s/%s expired at %v", ErrNotFound, k.Namespace, k.Version, k.Key, info.Expires)
+		}
+	}
+	return append([]byte(nil), rec.value...), info, nil
+}
+
+// Delete removes the record under k, synced, and reports whether there
+// was one.
+func (s *Store) Delete(k coalesce.TierKey) (bool, error) {
+	rk, err := recordKey(k)
+	if err != nil {
+		return false, err
+	}
+	r := &request{op: opDelete, rk: rk}
+	if err := s.sendWait(r); err != nil {
+		return false, err
+	}
+	return r.existed, nil
+}
+
+// Flush writes and syncs every record queued before it.
+func (s *Store) Flush() error {
+	return s.sendWait(&request{op: opFlush})
+}
+
+// sendWait queues r and waits for the committer's answer.
+func (s *Store) sendWait(r *request) error {
+	r.done = make(chan error, 1)
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	// A blocking send: the committer drains the queue whatever happens,
+	// and a caller that asked to wait for the disk accepts its pace.
+	s.reqs <- r
+	s.mu.RUnlock()
+	return <-r.done
+}
+
+// sendAsync queues r unless the queue is full or the store closed.
+func (s *Store) sendAsync(r *request) {
+	if s.rlock() != nil {
+		return
+	}
+	s.sendLocked(r)
+	s.mu.RUnlock()
+}
+
+func (s *Store) sendLocked(r *request) {
+	select {
+	case s.reqs <- r:
+	default:
+	}
+}
