@@ -9,6 +9,7 @@ require (
 
 require (
 	github.com/minio/highwayhash v1.0.4 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )
 
