@@ -55,4 +55,4 @@ func escape(b *strings.Builder, s string) {
 }
 
 func (t *Tier) liveKey(node string) string { return t.opts.Prefix + "live:" + node }
-func (t *Tier) secretKey() string         { return t.opts.Prefix + "secret" }
+func (t *Tier) secretKey() string          { return t.opts.Prefix + "secret" }

@@ -233,8 +233,8 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 			poll.Stop()
 		}
 	}()
-	dead := ""  // a lease whose owner was found dead, to take over
-	seen := ""  // the value the previous wake-up left off at
+	dead := "" // a lease whose owner was found dead, to take over
+	seen := "" // the value the previous wake-up left off at
 	waited := false
 	for {
 		c, err := t.claim(ctx, k, dead)
