@@ -25,12 +25,13 @@ import (
 // stdin, answering with lines on its stdout:
 //
 //	get IN              → "result IN VALUE SOURCE MS" or "error IN MESSAGE"
-//	burst N DISTINCT S  → N concurrent Gets of inputs in-0 … in-(DISTINCT-1),
-//	                      drawn with seed S; "burst {values, errors}" (JSON)
+//	burst N DISTINCT S P → N concurrent Gets of inputs P-0 … P-(DISTINCT-1),
+//	                       drawn with seed S; "burst {values, errors}" (JSON)
 //	stats               → "stats {computed, tier}" (JSON)
 //	quit, or EOF        → close the Group and the Tier, exit
 //
-// and "computing IN" when its function starts on IN. The function's
+// and "computing IN" when its function starts on IN, which then takes
+// the node's task time (slowTask for inputs that start with "slow"). The function's
 // value depends on the input only (the computations are idempotent), so
 // every node must answer alike whoever computed.
 const (
@@ -41,6 +42,8 @@ const (
 	nodeLive    = "COALESCE_CLUSTER_NODE_LIVENESS"
 	nodeTimeout = "COALESCE_CLUSTER_NODE_TIMEOUT"
 )
+
+const slowTask = 2 * time.Second
 
 func valueOf(input string) string { return "value-of-" + input }
 
@@ -99,8 +102,12 @@ func runNode() int {
 	}
 	g, err := coalesce.New(func(ctx context.Context, in []byte) ([]byte, error) {
 		say("computing %s", in)
+		d := task
+		if strings.HasPrefix(string(in), "slow") {
+			d = slowTask
+		}
 		select {
-		case <-time.After(task):
+		case <-time.After(d):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -142,7 +149,7 @@ func runNode() int {
 			var mu sync.Mutex
 			var bw sync.WaitGroup
 			for range n {
-				in := fmt.Sprintf("in-%d", rng.IntN(distinct))
+				in := fmt.Sprintf("%s-%d", f[4], rng.IntN(distinct))
 				bw.Add(1)
 				go func() {
 					defer bw.Done()
