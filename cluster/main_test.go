@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -179,7 +180,16 @@ func testOptions(t testing.TB, addr string) Options {
 		PollInterval:    100 * time.Millisecond,
 		NegativeTTL:     time.Second,
 		Timeout:         500 * time.Millisecond,
+		Logger:          slog.New(slog.NewTextHandler(testLog{t}, nil)),
 	}
+}
+
+// testLog sends a Tier's log lines to the test's log.
+type testLog struct{ t testing.TB }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func newTier(t testing.TB, o Options) *Tier {
