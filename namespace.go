@@ -144,6 +144,24 @@ func (n *Namespace) Forget() {
 	n.gen.Add(1)
 }
 
+// ForgetNamespace is Forget for every version of the namespace that the
+// Group has served.
+func (g *Group) ForgetNamespace(name string) {
+	if g.def == nil {
+		return
+	}
+	if g.def.name == name {
+		g.def.Forget()
+	}
+	g.spaces.mu.Lock()
+	defer g.spaces.mu.Unlock()
+	for k, n := range g.spaces.m {
+		if k[0] == name {
+			n.Forget()
+		}
+	}
+}
+
 // memKey turns a tier key into the memory cache's key for the current
 // generation.
 func (n *Namespace) memKey(tk keyhash.Key) keyhash.Key {

@@ -41,6 +41,7 @@ const (
 	codeShuttingDown     = "shutting_down"
 	codeClientCancelled  = "cancelled"
 	codeBadNamespace     = "bad_namespace"
+	codeTierFailed       = "tier_failed"
 	retryAfterOverloaded = 1
 )
 

@@ -63,6 +63,13 @@ type Config struct {
 	// Collectors are exported on /metrics beside the Server's own: the
 	// tiers' statistics, say.
 	Collectors []prometheus.Collector
+
+	// DeleteNamespace, if set, deletes a namespace's results from the
+	// tiers (every version if version is "") and returns how many it
+	// deleted; DELETE /v1/namespaces/{name} calls it after forgetting the
+	// namespace's results in memory. Without it, that route forgets the
+	// memory's only.
+	DeleteNamespace func(namespace, version string) (int64, error)
 }
 
 const (
@@ -144,6 +151,7 @@ func New(g *coalesce.Group, cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /v1/compute", s.compute)
 	mux.HandleFunc("POST /v1/compute/batch", s.batch)
 	mux.HandleFunc("GET /v1/results/{key}", s.result)
+	mux.HandleFunc("DELETE /v1/namespaces/{name}", s.deleteNamespace)
 	mux.HandleFunc("GET /v1/stats", s.stats)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -443,6 +451,42 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	}
 	s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: codeNotFound,
 		Message: "no result for this key is cached or being computed; POST the input to /v1/compute"}, nil)
+}
+
+// deleteNamespace is DELETE /v1/namespaces/{name}[?version=V]: the
+// namespace's results (of every version, or of V) are no longer served,
+// from memory at once, and are deleted from the tiers. "_" names the
+// default namespace, whose name is empty.
+func (s *Server) deleteNamespace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if name == "_" {
+		name = ""
+	}
+	version := r.URL.Query().Get("version")
+	n, err := s.g.Namespace(name, version)
+	if err != nil {
+		s.fail(w, r, errorOf(err), nil)
+		return
+	}
+	if version == "" {
+		s.g.ForgetNamespace(name)
+	} else {
+		n.Forget()
+	}
+	var deleted int64
+	if s.cfg.DeleteNamespace != nil {
+		if deleted, err = s.cfg.DeleteNamespace(name, version); err != nil {
+			s.fail(w, r, &apiError{Status: http.StatusInternalServerError, Code: codeTierFailed,
+				Message: "the results were forgotten in memory, but deleting them from the tiers failed: " + err.Error()}, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(struct {
+		Namespace string `json:"namespace"`
+		Version   string `json:"version,omitempty"`
+		Deleted   int64  `json:"deleted"`
+	}{name, version, deleted})
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {

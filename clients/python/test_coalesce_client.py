@@ -101,7 +101,7 @@ def daemon(name):
         sock = os.path.join(_tmp, name + ".sock")
         ready = os.path.join(_tmp, name + ".ready")
         args = [_bin, "serve", "--addr", "127.0.0.1:0", "--socket", sock, "--ready-file", ready,
-                "--grace", "1s", "--log-level", "warn"]
+                "--grace", "1s", "--log-level", "warn", "--data-dir", os.path.join(_tmp, name + ".data")]
         token = None
         if name == "strict":
             token = STRICT_TOKEN

@@ -12,12 +12,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coalesce-go/coalesce"
+	"github.com/coalesce-go/coalesce/disk"
 	"github.com/coalesce-go/coalesce/server"
 	"github.com/coalesce-go/coalesce/server/executor"
 )
@@ -46,6 +48,10 @@ type serveFlags struct {
 	cacheMiB                                                             int64
 	taskTimeout, maxWait, readTimeout, writeTimeout, idleTimeout, grace  time.Duration
 	logFormat, logLevel                                                  string
+
+	// The disk tier (docs/STORE.md) and the version of the computation.
+	dataDir, syncMode, version, namespaceTTL string
+	diskMaxGiB                               float64
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -79,6 +85,11 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 2*time.Minute, "bound on a request from its headers to the end of its response")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 2*time.Minute, "keep-alive connections idle longer are closed")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, time for in-flight requests to finish before they are cancelled")
+	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), `directory of the disk tier, which keeps every computed result across restarts and crashes; "none" for memory only`)
+	fs.Float64Var(&f.diskMaxGiB, "disk-max-gib", 10, "disk space for results, GiB; the least recently used are evicted past it")
+	fs.StringVar(&f.syncMode, "sync", "group", "when a result is durable: group (synced with others within a few ms) or always (synced before it is answered)")
+	fs.StringVar(&f.version, "version", "", "version of the computation: hashed into every key, so bumping it retires every older result (a request may name another with Coalesce-Version)")
+	fs.StringVar(&f.namespaceTTL, "namespace-ttl", "", "time to live of namespaces' results, as NAME=DURATION[,NAME=DURATION...] (\"\" names the default namespace: =1h)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -168,7 +179,53 @@ func (f serveFlags) check() error {
 	if _, err := parseLevel(f.logLevel); err != nil {
 		return err
 	}
+	if f.dataDir == "" {
+		return errors.New(`--data-dir "": give a directory, or "none" for memory only`)
+	}
+	if f.diskMaxGiB < 0.0625 || f.diskMaxGiB > 1<<20 {
+		return fmt.Errorf("--disk-max-gib %v: allowed 0.0625 (64 MiB) to %d", f.diskMaxGiB, 1<<20)
+	}
+	if _, err := disk.ParseSyncMode(f.syncMode); err != nil {
+		return fmt.Errorf("--sync %q: allowed group or always", f.syncMode)
+	}
+	if _, err := parseNamespaceTTL(f.namespaceTTL); err != nil {
+		return err
+	}
 	return nil
+}
+
+// defaultDataDir is the disk tier's directory under the user's cache
+// directory ($XDG_CACHE_HOME or ~/.cache on Linux), or "none" where there
+// is no such directory.
+func defaultDataDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "none"
+	}
+	return filepath.Join(dir, "coalesce")
+}
+
+// parseNamespaceTTL parses --namespace-ttl.
+func parseNamespaceTTL(s string) (map[string]time.Duration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m := map[string]time.Duration{}
+	for _, item := range strings.Split(s, ",") {
+		name, d, ok := strings.Cut(item, "=")
+		if !ok {
+			return nil, fmt.Errorf("--namespace-ttl: %q is not NAME=DURATION", item)
+		}
+		ttl, err := time.ParseDuration(d)
+		if err != nil || ttl <= 0 || ttl > 100*365*24*time.Hour {
+			return nil, fmt.Errorf("--namespace-ttl: %q: the duration must be positive, like 90s or 24h", item)
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("--namespace-ttl: namespace %q given twice", name)
+		}
+		m[name] = ttl
+	}
+	return m, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -219,7 +276,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer exec.Close()
-	g, err := coalesce.New(exec.Compute, coalesce.Options{
+	ttls, _ := parseNamespaceTTL(f.namespaceTTL)
+	opts := coalesce.Options{
 		Workers:       f.workers,
 		QueueSize:     f.queue,
 		CacheBytes:    f.cacheMiB << 20,
@@ -227,7 +285,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		MaxResultSize: f.maxResult,
 		TaskTimeout:   f.taskTimeout,
 		CloseGrace:    -1, // the daemon's own grace has passed when the Group closes
-	})
+		Version:       f.version,
+		NamespaceTTL:  ttls,
+	}
+	tiers, err := openTiers(f, log, &opts)
+	if err != nil {
+		return err
+	}
+	// Closed after the Group, whose last computations save into them.
+	defer tiers.close()
+	g, err := coalesce.New(exec.Compute, opts)
 	if err != nil {
 		return err
 	}
@@ -236,11 +303,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		maxWait = f.writeTimeout - time.Second
 	}
 	srv, err := server.New(g, server.Config{
-		MaxBatchItems: f.maxBatch,
-		MaxWaiters:    f.maxWaiters,
-		MaxWait:       maxWait,
-		Token:         token,
-		Logger:        log,
+		MaxBatchItems:   f.maxBatch,
+		MaxWaiters:      f.maxWaiters,
+		MaxWait:         maxWait,
+		Token:           token,
+		Logger:          log,
+		Checks:          tiers.checks,
+		Collectors:      tiers.collectors,
+		DeleteNamespace: tiers.deleteNamespace,
 	})
 	if err != nil {
 		g.Close()
@@ -312,7 +382,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		url = "http://" + listeners[0].Addr().String()
 	}
 	log.Info("serving", "url", url, "socket", f.socket, "executor", what, "workers", g.Options().Workers,
-		"cache_mib", f.cacheMiB, "token", token != "")
+		"cache_mib", f.cacheMiB, "token", token != "", "data_dir", f.dataDir, "sync", f.syncMode, "version", f.version)
 	if f.readyFile != "" {
 		ready := url
 		if ready == "" {

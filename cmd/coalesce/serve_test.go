@@ -62,7 +62,9 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	ready := filepath.Join(dir, "ready")
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--ready-file", ready, "--grace", "2s"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "COALESCE_TEST_RUN_MAIN=1")
+	// Each daemon keeps its results in a store of its own unless the test
+	// names one (--data-dir on the command line wins).
+	cmd.Env = append(os.Environ(), "COALESCE_TEST_RUN_MAIN=1", "COALESCE_DATA_DIR="+filepath.Join(dir, "data"))
 	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
@@ -439,6 +441,14 @@ func TestServeOddFlags(t *testing.T) {
 		{[]string{"--pprof", "0.0.0.0:6060"}, "--pprof"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"--data-dir", ""}, `--data-dir "": give a directory, or "none"`},
+		{[]string{"--disk-max-gib", "0"}, "--disk-max-gib 0: allowed 0.0625"},
+		{[]string{"--sync", "sometimes"}, `--sync "sometimes": allowed group or always`},
+		{[]string{"--version", "has space"}, "Options.Version"},
+		{[]string{"--namespace-ttl", "a"}, `"a" is not NAME=DURATION`},
+		{[]string{"--namespace-ttl", "a=-1s"}, "the duration must be positive"},
+		{[]string{"--namespace-ttl", "a=1s,a=2s"}, `namespace "a" given twice`},
+		{[]string{"--namespace-ttl", "bad name=1s"}, "Options.NamespaceTTL"},
 	} {
 		var stderr bytes.Buffer
 		code := run(append([]string{"serve"}, tc.args...), io.Discard, &stderr)
