@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/coalesce-go/coalesce"
 )
@@ -64,6 +65,10 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("disk: creating the store's directory: %w", err)
 	}
 	popts := &pebble.Options{
+		// The plain file system, not the engine's default wrapper that
+		// watches for slow disks: that wrapper's goroutine outlives a
+		// failed Open (a directory locked by another process).
+		FS:                 vfs.Default,
 		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 	}

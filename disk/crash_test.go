@@ -1,0 +1,3 @@
+package disk
+const crashChildEnv = "COALESCE_CRASH_CHILD"
+func crashChild() {}
