@@ -52,6 +52,11 @@ type serveFlags struct {
 	// The disk tier (docs/STORE.md) and the version of the computation.
 	dataDir, syncMode, version, namespaceTTL string
 	diskMaxGiB                               float64
+
+	// The cluster tier on Redis (docs/CLUSTER.md).
+	redis, redisPrefix string
+	redisFailClosed    bool
+	redisLiveness      time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -90,6 +95,10 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.syncMode, "sync", "group", "when a result is durable: group (synced with others within a few ms) or always (synced before it is answered)")
 	fs.StringVar(&f.version, "version", "", "version of the computation: hashed into every key, so bumping it retires every older result (a request may name another with Coalesce-Version)")
 	fs.StringVar(&f.namespaceTTL, "namespace-ttl", "", "time to live of namespaces' results, as NAME=DURATION[,NAME=DURATION...] (\"\" names the default namespace: =1h)")
+	fs.StringVar(&f.redis, "redis", "", "share results and computations with other daemons through this Redis (host:port, or redis://[user:password@]host:port[/db])")
+	fs.StringVar(&f.redisPrefix, "redis-prefix", "coalesce:", "prefix of every Redis key, so that deployments can share a Redis")
+	fs.BoolVar(&f.redisFailClosed, "redis-fail-closed", false, "answer 502 when Redis cannot be reached, instead of computing locally")
+	fs.DurationVar(&f.redisLiveness, "redis-liveness", 3*time.Second, "a crashed daemon's computations are taken over by the others within this")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -155,6 +164,7 @@ func (f serveFlags) check() error {
 		{"--idle-timeout", f.idleTimeout, false, time.Millisecond, 24 * time.Hour},
 		{"--grace", f.grace, true, time.Millisecond, time.Hour},
 		{"--upstream-timeout", f.upstreamTimeout, false, time.Millisecond, 24 * time.Hour},
+		{"--redis-liveness", f.redisLiveness, false, 10 * time.Millisecond, time.Hour},
 	}
 	for _, d := range durs {
 		if d.v == 0 && d.zeroOK {

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/coalesce-go/coalesce v0.0.0
+	github.com/coalesce-go/coalesce/cluster v0.0.0
 	github.com/coalesce-go/coalesce/disk v0.0.0
 	github.com/coalesce-go/coalesce/server v0.0.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
@@ -52,6 +53,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/redis/rueidis v1.0.79 // indirect
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
 	github.com/vbauerster/cupwriter v0.0.5 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
@@ -66,3 +68,5 @@ replace github.com/coalesce-go/coalesce => ../..
 replace github.com/coalesce-go/coalesce/server => ../../server
 
 replace github.com/coalesce-go/coalesce/disk => ../../disk
+
+replace github.com/coalesce-go/coalesce/cluster => ../../cluster

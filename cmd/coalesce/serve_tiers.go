@@ -1,20 +1,26 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coalesce-go/coalesce"
+	"github.com/coalesce-go/coalesce/cluster"
 	"github.com/coalesce-go/coalesce/disk"
 )
 
 // tierSet is what the daemon runs behind its memory cache, and what the
 // server needs to report on it.
 type tierSet struct {
-	disk       *disk.Store // nil with --data-dir none
+	disk       *disk.Store   // nil with --data-dir none
+	redis      *cluster.Tier // nil without --redis
 	checks     map[string]func() error
 	collectors []prometheus.Collector
 }
@@ -22,9 +28,84 @@ type tierSet struct {
 // openTiers opens the tiers the flags ask for and adds them to opts.
 func openTiers(f serveFlags, log *slog.Logger, opts *coalesce.Options) (*tierSet, error) {
 	t := &tierSet{checks: map[string]func() error{}}
-	if f.dataDir == "none" {
-		return t, nil
+	if f.dataDir != "none" {
+		if err := t.openDisk(f, log, opts); err != nil {
+			return nil, err
+		}
 	}
+	if f.redis != "" {
+		if err := t.openRedis(f, log, opts); err != nil {
+			t.close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// openRedis joins the cluster: the Redis tier goes behind the disk, and
+// its shared secret replaces the disk's, since keys must mean the same on
+// every node (results the disk kept from before joining are then
+// unreachable, and evicted in time).
+func (t *tierSet) openRedis(f serveFlags, log *slog.Logger, opts *coalesce.Options) error {
+	co := cluster.Options{Prefix: f.redisPrefix, LivenessTTL: f.redisLiveness, FailClosed: f.redisFailClosed,
+		Logger: log.With("tier", "redis")}
+	if strings.Contains(f.redis, "://") {
+		co.URL = f.redis
+	} else {
+		co.Addr = f.redis
+	}
+	// A lease outlives the longest computation the daemon lets run.
+	if d := 2 * f.taskTimeout; d > 5*time.Minute {
+		co.LeaseTTL = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cluster.New(ctx, co)
+	if err != nil {
+		return fmt.Errorf("--redis %s: %w", f.redis, err)
+	}
+	secret, err := r.SharedSecret(ctx)
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("--redis %s: %w", f.redis, err)
+	}
+	t.redis = r
+	opts.Secret = secret
+	opts.Tiers = append(opts.Tiers, r)
+	h := &redisHealth{tier: r}
+	t.checks["redis"] = h.check
+	t.collectors = append(t.collectors, clusterCollector{r})
+	return nil
+}
+
+// redisHealth fails while Redis errors are recent: the daemon then serves
+// and computes on its own.
+type redisHealth struct {
+	tier *cluster.Tier
+	mu   sync.Mutex
+	seen uint64
+	at   time.Time
+}
+
+// redisErrorWindow is how long after its last Redis error the daemon
+// reports Redis as failing.
+const redisErrorWindow = 10 * time.Second
+
+func (h *redisHealth) check() error {
+	n := h.tier.Stats().RedisErrors
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n > h.seen {
+		h.seen, h.at = n, time.Now()
+	}
+	if !h.at.IsZero() && time.Since(h.at) < redisErrorWindow {
+		return fmt.Errorf("%d Redis errors so far, the last at %s; computing locally meanwhile", n, h.at.Format("15:04:05"))
+	}
+	return nil
+}
+
+// openDisk opens the disk tier in --data-dir.
+func (t *tierSet) openDisk(f serveFlags, log *slog.Logger, opts *coalesce.Options) error {
 	mode, _ := disk.ParseSyncMode(f.syncMode)
 	d, err := disk.Open(disk.Options{
 		Dir:      f.dataDir,
@@ -33,7 +114,7 @@ func openTiers(f serveFlags, log *slog.Logger, opts *coalesce.Options) (*tierSet
 		Logger:   log.With("tier", "disk"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("--data-dir %s: %w", f.dataDir, err)
+		return fmt.Errorf("--data-dir %s: %w", f.dataDir, err)
 	}
 	t.disk = d
 	opts.Secret = d.Secret()
@@ -45,7 +126,7 @@ func openTiers(f serveFlags, log *slog.Logger, opts *coalesce.Options) (*tierSet
 		return nil
 	}
 	t.collectors = append(t.collectors, diskCollector{d})
-	return t, nil
+	return nil
 }
 
 // deleteNamespace deletes a namespace's results (every version, or one)
@@ -62,6 +143,9 @@ func (t *tierSet) deleteNamespace(ns, version string) (int64, error) {
 
 func (t *tierSet) close() error {
 	var errs []error
+	if t.redis != nil {
+		t.redis.Close()
+	}
 	if t.disk != nil {
 		errs = append(errs, t.disk.Close())
 	}
@@ -113,5 +197,43 @@ func (c diskCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.d.Stats()
 	for _, m := range diskMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st))
+	}
+}
+
+// clusterCollector exports the Redis tier's Stats, read once per scrape.
+type clusterCollector struct{ r *cluster.Tier }
+
+type clusterMetric struct {
+	desc  *prometheus.Desc
+	value func(*cluster.Stats) uint64
+}
+
+func clusterDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("coalesce_cluster_"+name, help, nil, nil)
+}
+
+var clusterMetrics = []clusterMetric{
+	{clusterDesc("remote_hits_total", "Memory and disk misses found in Redis, computed by some node before."), func(s *cluster.Stats) uint64 { return s.RemoteHits }},
+	{clusterDesc("remote_joins_total", "Misses that waited for another node's computation."), func(s *cluster.Stats) uint64 { return s.RemoteJoins }},
+	{clusterDesc("negative_hits_total", "Misses answered with another node's recent error."), func(s *cluster.Stats) uint64 { return s.NegativeHits }},
+	{clusterDesc("leases_taken_total", "Inputs this node took the lease of, and computed."), func(s *cluster.Stats) uint64 { return s.LeasesTaken }},
+	{clusterDesc("leases_stolen_total", "Leases taken over from a node found dead."), func(s *cluster.Stats) uint64 { return s.LeasesStolen }},
+	{clusterDesc("leases_lost_total", "Outcomes rejected because another node had taken the lease meanwhile (fencing)."), func(s *cluster.Stats) uint64 { return s.LeasesLost }},
+	{clusterDesc("leases_released_total", "Leases given back unused."), func(s *cluster.Stats) uint64 { return s.LeasesReleased }},
+	{clusterDesc("writes_total", "Results and errors stored in Redis."), func(s *cluster.Stats) uint64 { return s.Writes }},
+	{clusterDesc("wakeups_total", "Waits ended by an invalidation rather than by polling."), func(s *cluster.Stats) uint64 { return s.Wakeups }},
+	{clusterDesc("redis_errors_total", "Failed round trips to Redis; each made the node compute on its own (or fail, with --redis-fail-closed)."), func(s *cluster.Stats) uint64 { return s.RedisErrors }},
+}
+
+func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range clusterMetrics {
+		ch <- m.desc
+	}
+}
+
+func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.r.Stats()
+	for _, m := range clusterMetrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value(&st)))
 	}
 }
