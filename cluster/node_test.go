@@ -213,7 +213,7 @@ func startNode(t *testing.T, name string, c nodeConfig) *node {
 		c.liveness = time.Second
 	}
 	if c.timeout == 0 {
-		c.timeout = time.Second
+		c.timeout = 2 * time.Second
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),

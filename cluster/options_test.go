@@ -56,7 +56,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestDecode(t *testing.T) {
-	d, err := decode("k", "L12:node")
+	d, err := decode("k", "L12:node:3")
 	if err != nil || d.tag != tagLease || d.owner != "node" {
 		t.Errorf("lease: %+v %v", d, err)
 	}

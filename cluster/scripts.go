@@ -12,8 +12,9 @@ import (
 // An input's key holds one of three kinds of value, told apart by the
 // first byte:
 //
-//	L<token>:<node>         a lease: node computes the input; token is
-//	                        drawn from the input's fencing counter
+//	L<token>:<node>:<claim> a lease: node computes the input; token is
+//	                        drawn from the input's fencing counter; claim
+//	                        tells the node's claims apart
 //	V<bytes>                the result
 //	E<kind><node> <message> a failed computation's error, kept NegativeTTL
 const (
@@ -42,7 +43,7 @@ const maxErrorMessage = 1024
 // someone else stole it) is left alone.
 //
 // KEYS[1] the input, KEYS[2] its fencing counter (same hash slot);
-// ARGV[1] the caller's node id, ARGV[2] the lease TTL in ms.
+// ARGV[1] the caller's "<node>:<claim>", ARGV[2] the lease TTL in ms.
 var claimScript = rueidis.NewLuaScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and (ARGV[3] == '' or cur ~= ARGV[3]) then
@@ -83,6 +84,19 @@ return 1
 // cancelled computation gives its input back at once.
 var releaseScript = rueidis.NewLuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// abandonScript deletes a lease that a claim may have taken although the
+// claim's caller saw an error (its reply timed out, or its context ended
+// in flight): without it the lease would stay, with its owner alive,
+// until LeaseTTL. Only the claim's own lease matches ARGV[1]
+// (":<node>:<claim>").
+var abandonScript = rueidis.NewLuaScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 1) == 'L' and string.sub(cur, -#ARGV[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -166,8 +180,9 @@ func decode(key, s string) (decoded, error) {
 	case tagValue:
 		return decoded{tag: tagValue, value: []byte(s[1:])}, nil
 	case tagLease:
-		_, owner, ok := strings.Cut(s[1:], ":")
-		if ok && owner != "" {
+		_, rest, ok := strings.Cut(s[1:], ":")
+		owner, _, ok2 := strings.Cut(rest, ":")
+		if ok && ok2 && owner != "" {
 			return decoded{tag: tagLease, owner: owner}, nil
 		}
 	case tagNegative:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coalesce-go/coalesce"
@@ -40,15 +41,18 @@ type Tier struct {
 	stats  stats
 	errLog errLog
 
+	claims atomic.Uint64 // numbers this node's claims
+
 	closeOnce sync.Once
 	done      chan struct{}
 	refresher sync.WaitGroup
+	repairs   sync.WaitGroup // background clean-ups after failed round trips
 }
 
 // lease is the Lease a Tier's Load hands the Group for its Save.
 type lease struct {
 	key   string
-	value string // the lease as stored: L<token>:<node>
+	value string // the lease as stored: L<token>:<node>:<claim>
 }
 
 var _ coalesce.Tier = (*Tier)(nil)
@@ -127,6 +131,7 @@ func (t *Tier) Close() {
 	t.closeOnce.Do(func() {
 		close(t.done)
 		t.refresher.Wait()
+		t.repairs.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 		t.client.Do(ctx, t.client.B().Del().Key(t.liveKey(t.node)).Build())
 		cancel()
@@ -206,8 +211,13 @@ func (t *Tier) claim(ctx context.Context, k keys, dead string) (claimed, error) 
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 	defer cancel()
 	ttl := strconv.FormatInt(t.opts.LeaseTTL.Milliseconds(), 10)
-	res, err := claimScript.Exec(ctx, t.client, []string{k.result, k.fence}, []string{t.node, ttl, dead}).ToArray()
+	holder := t.node + ":" + strconv.FormatUint(t.claims.Add(1), 10)
+	res, err := claimScript.Exec(ctx, t.client, []string{k.result, k.fence}, []string{holder, ttl, dead}).ToArray()
 	if err != nil {
+		// The script may have run, and taken a lease nobody will use.
+		t.repair(func(ctx context.Context) error {
+			return abandonScript.Exec(ctx, t.client, []string{k.result}, []string{":" + holder}).Error()
+		})
 		return claimed{}, err
 	}
 	if len(res) < 2 {
@@ -388,6 +398,9 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 		}
 		if err := releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error(); err != nil {
 			t.redisError("release", err)
+			t.repair(func(ctx context.Context) error {
+				return releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error()
+			})
 			return fmt.Errorf("%w: releasing the lease of %s: %v", ErrUnavailable, k.result, err)
 		}
 		t.stats.leasesReleased.Add(1)
@@ -397,9 +410,20 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 	if l != nil {
 		owner = l.value
 	}
-	n, err := writeScript.Exec(ctx, t.client, []string{k.result}, []string{owner, value, ttl}).AsInt64()
+	args := []string{owner, value, ttl}
+	n, err := writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()
 	if err != nil {
 		t.redisError("save", err)
+		// Left alone, the lease would keep the other nodes waiting until
+		// LeaseTTL, this node being alive: the write is tried again. args
+		// holds copies of the value, not out.Value.
+		t.repair(func(ctx context.Context) error {
+			n, err := writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()
+			if err == nil && n == 1 {
+				t.stats.writes.Add(1)
+			}
+			return err
+		})
 		return fmt.Errorf("%w: storing %s: %v", ErrUnavailable, k.result, err)
 	}
 	if n == 0 {

@@ -71,7 +71,7 @@ func TestLeaseThenHit(t *testing.T) {
 		t.Fatalf("first Load = %+v, want a lease", r)
 	}
 	l := r.Lease.(*lease)
-	if !strings.HasPrefix(l.value, "L") || !strings.HasSuffix(l.value, ":"+a.Node()) {
+	if !strings.HasPrefix(l.value, "L") || !strings.Contains(l.value, ":"+a.Node()+":") {
 		t.Fatalf("lease %q does not name node %s", l.value, a.Node())
 	}
 	save(t, a, k, coalesce.Outcome{Value: []byte("result"), Lease: r.Lease})
@@ -205,7 +205,7 @@ func TestStealRace(t *testing.T) {
 	c := raw(t, addr)
 	keys := a.keysOf(k)
 	// A lease of a node that never lived.
-	c.Do(context.Background(), c.B().Set().Key(keys.result).Value("L1:ghost").Build())
+	c.Do(context.Background(), c.B().Set().Key(keys.result).Value("L1:ghost:1").Build())
 	var ws []*Tier
 	for range 4 {
 		ws = append(ws, newTier(t, o))
@@ -230,7 +230,7 @@ func TestStealRace(t *testing.T) {
 	// The winner computes; the others must join it.
 	var winner *Tier
 	for _, w := range ws {
-		if strings.HasSuffix(leases[0].value, ":"+w.Node()) {
+		if strings.Contains(leases[0].value, ":"+w.Node()+":") {
 			winner = w
 		}
 	}
@@ -397,7 +397,7 @@ func TestCorruptValues(t *testing.T) {
 	addr := needRedis(t)
 	a := newTier(t, testOptions(t, addr))
 	c := raw(t, addr)
-	for i, v := range []string{"", "Xjunk", "L", "L12", "E", "Eeno-space"} {
+	for i, v := range []string{"", "Xjunk", "L", "L12", "L12:node", "E", "Eeno-space"} {
 		k := tierKey(50 + i)
 		c.Do(context.Background(), c.B().Set().Key(a.keysOf(k).result).Value(v).Build())
 		_, err := a.Load(context.Background(), k)
@@ -457,5 +457,31 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := b.Load(context.Background(), k); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close = %v", err)
+	}
+}
+
+// TestAbandon: the clean-up of a claim whose reply was lost deletes that
+// claim's lease only.
+func TestAbandon(t *testing.T) {
+	addr := needRedis(t)
+	a := newTier(t, testOptions(t, addr))
+	c := raw(t, addr)
+	key := a.keysOf(tierKey(80)).result
+	for _, tc := range []struct {
+		held, suffix string
+		gone         bool
+	}{
+		{"L5:n:7", ":n:7", true},
+		{"L5:n:17", ":n:7", false},
+		{"L5:m:7", ":n:7", false},
+		{"Vn:7", ":n:7", false},
+	} {
+		c.Do(context.Background(), c.B().Set().Key(key).Value(tc.held).Build())
+		if err := abandonScript.Exec(context.Background(), c, []string{key}, []string{tc.suffix}).Error(); err != nil {
+			t.Fatal(err)
+		}
+		if gone := get(t, c, key) == "<nil>"; gone != tc.gone {
+			t.Errorf("%q after abandoning %q: gone %v", tc.held, tc.suffix, gone)
+		}
 	}
 }

@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coalesce-go/coalesce"
+)
+
+// TestLatencyReport is a benchmark, not a test: the latency the Redis
+// tier adds to a miss, and what a remote hit costs, against local-only
+// Groups, on loopback. docs/CLUSTER.md has its output.
+//
+//	COALESCE_BENCH=1 go test -run TestLatencyReport -v ./cluster
+func TestLatencyReport(t *testing.T) {
+	if os.Getenv("COALESCE_BENCH") == "" {
+		t.Skip("a benchmark: COALESCE_BENCH=1 go test -run TestLatencyReport -v ./cluster")
+	}
+	addr := needRedis(t)
+	const n = 20000
+	o := testOptions(t, addr)
+	o.Timeout = time.Second
+	o.LivenessTTL, o.LivenessRefresh = 3*time.Second, time.Second
+	secret := make([]byte, 32)
+	fn := func(_ context.Context, in []byte) ([]byte, error) {
+		out := make([]byte, 128) // the simulator's result size
+		copy(out, in)
+		return out, nil
+	}
+	group := func(tiers ...coalesce.Tier) *coalesce.Group {
+		g, err := coalesce.New(fn, coalesce.Options{Workers: 8, Tiers: tiers, Secret: secret, CacheBytes: 256 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		return g
+	}
+	ta, tb := newTier(t, o), newTier(t, o)
+	local, nodeA, nodeB := group(), group(ta), group(tb)
+
+	input := func(round, i int) []byte {
+		b := make([]byte, 512) // the simulator's input size
+		binary.LittleEndian.PutUint64(b, uint64(round))
+		binary.LittleEndian.PutUint64(b[8:], uint64(i))
+		binary.LittleEndian.PutUint64(b[16:], rand.Uint64())
+		return b
+	}
+	measure := func(name string, g *coalesce.Group, ins [][]byte, conc int, want coalesce.Source) []time.Duration {
+		lat := make([]time.Duration, len(ins))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(ins) {
+						return
+					}
+					t0 := time.Now()
+					r, err := g.Get(context.Background(), ins[i])
+					lat[i] = time.Since(t0)
+					if err != nil || r.Source != want {
+						t.Errorf("%s: Get = %v, %v; want %v", name, r.Source, err, want)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		slices.Sort(lat)
+		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+		t.Logf("%-34s conc %2d  p50 %7.1f µs  p99 %7.1f µs  p99.9 %7.1f µs  %7.0f ops/s",
+			name, conc, us(q(.5)), us(q(.99)), us(q(.999)), float64(len(ins))/elapsed.Seconds())
+		return lat
+	}
+	for round, conc := range []int{1, 50} {
+		ins := make([][]byte, n)
+		for i := range ins {
+			ins[i] = input(round, i)
+		}
+		// Warm up connections, scripts and pools on other inputs.
+		warm := make([][]byte, 2000)
+		for i := range warm {
+			warm[i] = input(round+100, i)
+		}
+		for _, g := range []*coalesce.Group{local, nodeA} {
+			for _, in := range warm {
+				g.Get(context.Background(), in)
+			}
+		}
+		for _, in := range warm {
+			nodeB.Get(context.Background(), in)
+		}
+		lm := measure("miss, local only", local, ins, conc, coalesce.Computed)
+		cm := measure("miss, with the Redis tier", nodeA, ins, conc, coalesce.Computed)
+		rh := measure("remote hit (other node's result)", nodeB, ins, conc, coalesce.Loaded)
+		measure("memory hit, with the Redis tier", nodeB, ins, conc, coalesce.Hit)
+		d := func(a, b []time.Duration, p float64) float64 {
+			i := int(p * float64(len(a)-1))
+			return us(a[i] - b[i])
+		}
+		t.Logf("added per miss: p50 %+.1f µs, p99 %+.1f µs; a remote hit against a local miss: p50 %+.1f µs, p99 %+.1f µs",
+			d(cm, lm, .5), d(cm, lm, .99), d(rh, lm, .5), d(rh, lm, .99))
+	}
+	s := ta.Stats()
+	t.Logf("node A's tier: %+v", s)
+	fmt.Fprintln(os.Stderr)
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
