@@ -277,13 +277,13 @@ func TestEvictionKeepsUsed(t *testing.T) {
 		mustSave(t, s, loaded(i), valueOf(loaded(i)), time.Time{})
 		mustSave(t, s, touched(i), valueOf(touched(i)), time.Time{})
 	}
-	// Write five times the store's size, using the hot keys (by Load and
-	// by Touched, as the memory tier's hits) every 500 writes.
-	const n = 30_000
+	// Write about three times the store's size, using the hot keys (by Load and
+	// by Touched, as the memory tier's hits) every 1000 writes.
+	const n = 12_000
 	for i := range n {
 		k := tk("", "v", 10_000+i)
 		mustSave(t, s, k, valueOf(k), time.Time{})
-		if i%500 == 0 {
+		if i%1000 == 0 {
 			mustFlush(t, s)
 			var ks []coalesce.TierKey
 			for j := range hot {
