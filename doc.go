@@ -42,4 +42,17 @@
 //
 // Keys are 128-bit keyed HighwayHash values of the inputs; see [Options.Secret]
 // for why a caller cannot poison another caller's result through a collision.
+//
+// # Namespaces, versions and tiers
+//
+// Every request belongs to a [Namespace] and a version of the computation
+// ([Options.Version]); both are hashed into the key, so results of one are
+// never served for another, and bumping the version retires every older
+// result at once. Behind the memory cache, [Options.Tiers] lists slower
+// stores: a disk that keeps results across restarts and crashes (module
+// github.com/coalesce-go/coalesce/disk) and a Redis shared by several
+// machines, so that each input is computed once across all of them (module
+// github.com/coalesce-go/coalesce/cluster). A tier is asked once per
+// missed input, in a goroutine of its own, before the input is queued; a
+// tier's failure costs a computation, never an answer. See [Tier].
 package coalesce

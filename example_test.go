@@ -121,3 +121,25 @@ func ExampleGroup_Shutdown() {
 	// overdue calls: 1
 	// SLOW joined <nil>
 }
+
+// Namespaces keep results apart, and a version names the computation:
+// results of an older version are never served.
+func ExampleGroup_Namespace() {
+	g, err := coalesce.New(render, coalesce.Options{Workers: 2, CacheBytes: 16 << 20, Version: "v1"})
+	if err != nil {
+		panic(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+
+	tenant, _ := g.Namespace("tenant-a", "")     // the Group's version, v1
+	tenantV2, _ := g.Namespace("tenant-a", "v2") // the next version of the computation
+	for _, n := range []*coalesce.Namespace{tenant, tenant, tenantV2} {
+		r, _ := n.Get(ctx, []byte("hello"))
+		fmt.Println(n.Name(), n.Version(), r.Source)
+	}
+	// Output:
+	// tenant-a v1 computed
+	// tenant-a v1 hit
+	// tenant-a v2 computed
+}
