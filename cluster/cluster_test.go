@@ -158,7 +158,7 @@ func TestNodePausedIsFenced(t *testing.T) {
 // coalesce again, without a restart of their own.
 func TestNodesRedisRestart(t *testing.T) {
 	r := ownRedis(t)
-	c := nodeConfig{addr: r.addr, prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: time.Second, timeout: 300 * time.Millisecond}
+	c := nodeConfig{addr: r.addr, prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: time.Second}
 	nodes := startNodes(t, 3, c)
 	asked := burst(t, nodes, 50, 20, "a")
 	if sum, per := computed(nodes); sum != uint64(len(asked)) {

@@ -60,11 +60,14 @@ return {1, lease}
 // another lease, or another outcome, means the writer was fenced out:
 // the write is rejected, and returns 0. With ARGV[1] "" (a result
 // promoted from a farther tier) any key but a result is overwritten.
+// ARGV[4] "1" marks this write as a retry of one whose reply was lost: a
+// key that already holds ARGV[2] is then taken for the first try's work.
 //
 // KEYS[1] the input; ARGV[1] the writer's lease, ARGV[2] the value,
-// ARGV[3] its TTL in ms ("0": none).
+// ARGV[3] its TTL in ms ("0": none), ARGV[4] "1" for a retry.
 var writeScript = rueidis.NewLuaScript(`
 local cur = redis.call('GET', KEYS[1])
+if ARGV[4] == '1' and cur == ARGV[2] then return 1 end
 if cur then
   if ARGV[1] == '' then
     if string.sub(cur, 1, 1) == 'V' then return 0 end

@@ -161,7 +161,8 @@ func (t *Tier) refreshLoop() {
 		case <-t.done:
 			return
 		case <-tick.C:
-			if err := t.refreshLiveness(context.Background()); err != nil {
+			ctx := context.Background()
+			if err := t.twice(ctx, func() error { return t.refreshLiveness(ctx) }); err != nil {
 				t.redisError("liveness refresh", err)
 			}
 		}
@@ -247,7 +248,8 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 	seen := "" // the value the previous wake-up left off at
 	waited := false
 	for {
-		c, err := t.claim(ctx, k, dead)
+		var c claimed
+		err := t.twice(ctx, func() (err error) { c, err = t.claim(ctx, k, dead); return err })
 		if err != nil {
 			return coalesce.TierResult{}, err
 		}
@@ -284,7 +286,8 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 		waited = true
 		dead = ""
 		w := t.wake.watch(k.result)
-		changed, err := t.track(ctx, k.result, c.raw)
+		var changed bool
+		err = t.twice(ctx, func() (err error) { changed, err = t.track(ctx, k.result, c.raw); return err })
 		if err != nil || changed {
 			t.wake.unwatch(k.result, w)
 			if err != nil {
@@ -296,7 +299,8 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 		// poll's case: only then is the owner's liveness worth a round trip,
 		// besides the first time, when the owner may have died long ago.
 		if seen == "" || seen == c.raw {
-			alive, err := t.alive(ctx, d.owner)
+			var alive bool
+			err := t.twice(ctx, func() (err error) { alive, err = t.alive(ctx, d.owner); return err })
 			if err != nil {
 				t.wake.unwatch(k.result, w)
 				return coalesce.TierResult{}, err
@@ -327,6 +331,18 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 		}
 		t.wake.unwatch(k.result, w)
 	}
+}
+
+// twice runs a round trip, and runs it again if it failed otherwise than
+// by a timeout: the first command on a connection that dropped while idle
+// fails (EOF), and the next one dials a new connection. A timeout is not
+// retried, so that a Redis that hangs costs one Timeout.
+func (t *Tier) twice(ctx context.Context, op func() error) error {
+	err := op()
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || t.closed() {
+		return err
+	}
+	return op()
 }
 
 // track reads key through the client-side cache, so that Redis tracks it
@@ -396,7 +412,10 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 		if l == nil {
 			return nil
 		}
-		if err := releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error(); err != nil {
+		err := t.twice(ctx, func() error {
+			return releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error()
+		})
+		if err != nil {
 			t.redisError("release", err)
 			t.repair(func(ctx context.Context) error {
 				return releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error()
@@ -410,13 +429,19 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 	if l != nil {
 		owner = l.value
 	}
-	args := []string{owner, value, ttl}
-	n, err := writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()
+	args := []string{owner, value, ttl, "0"}
+	var n int64
+	err := t.twice(ctx, func() (err error) {
+		n, err = writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()
+		args[3] = "1"
+		return err
+	})
 	if err != nil {
 		t.redisError("save", err)
 		// Left alone, the lease would keep the other nodes waiting until
 		// LeaseTTL, this node being alive: the write is tried again. args
 		// holds copies of the value, not out.Value.
+		args = []string{owner, value, ttl, "1"} // the closure's own: twice's may still be read
 		t.repair(func(ctx context.Context) error {
 			n, err := writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()
 			if err == nil && n == 1 {

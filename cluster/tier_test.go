@@ -485,3 +485,37 @@ func TestAbandon(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackingConnectionDropped: when the connection that tracked a
+// waiter's key drops, Redis' invalidations for it are lost; rueidis then
+// reports a nil batch, which wakes the waiter to read and track the key
+// again on a new connection, so the owner's write still wakes it at once.
+func TestTrackingConnectionDropped(t *testing.T) {
+	addr := needRedis(t)
+	o := testOptions(t, addr)
+	o.PollInterval = 10 * time.Second // a lost invalidation would show as a 10 s wait
+	a, b := newTier(t, o), newTier(t, o)
+	c := raw(t, addr)
+	k := tierKey(90)
+	r := load(t, a, k)
+	done := make(chan coalesce.TierResult, 1)
+	go func() { done <- load(t, b, k) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := c.Do(context.Background(), c.B().ClientKill().TypeNormal().SkipmeYes().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // b reconnects and waits again
+	start := time.Now()
+	save(t, a, k, coalesce.Outcome{Value: []byte("after the drop"), Lease: r.Lease})
+	select {
+	case r := <-done:
+		if string(r.Value) != "after the drop" {
+			t.Fatalf("b's Load = %+v", r)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("b woke %v after the write", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b missed the write after its connection dropped")
+	}
+}
