@@ -481,3 +481,5 @@ func ExampleOpen() {
 	fmt.Println(r.Found, string(r.Value))
 	// Output: true result
 }
+
+func outcome(k coalesce.TierKey) coalesce.Outcome { return coalesce.Outcome{Value: valueOf(k)} }
