@@ -85,6 +85,17 @@ func TestLatencyReport(t *testing.T) {
 			name, conc, us(q(.5)), us(q(.99)), us(q(.999)), float64(len(ins))/elapsed.Seconds())
 		return lat
 	}
+	// The floor: one round trip of a plain GET on this machine, this run.
+	rtt := make([]time.Duration, n/4)
+	c := raw(t, addr)
+	for i := range rtt {
+		t0 := time.Now()
+		c.Do(context.Background(), c.B().Get().Key("rtt").Build())
+		rtt[i] = time.Since(t0)
+	}
+	slices.Sort(rtt)
+	t.Logf("%-34s conc  1  p50 %7.1f µs  p99 %7.1f µs  p99.9 %7.1f µs", "Redis round trip (a plain GET)",
+		us(rtt[len(rtt)/2]), us(rtt[len(rtt)*99/100]), us(rtt[len(rtt)*999/1000]))
 	for round, conc := range []int{1, 50} {
 		ins := make([][]byte, n)
 		for i := range ins {

@@ -237,6 +237,31 @@ func (t *Tier) claim(ctx context.Context, k keys, dead string) (claimed, error) 
 	return c, nil
 }
 
+// look reads an input's key, and claims it only if it is empty (or holds
+// the lease dead): most reads find a result (another node's), and a plain
+// GET costs Redis a tenth of the claim script's time (2 µs against 16 µs
+// measured, docs/CLUSTER.md), for one more round trip per computation.
+func (t *Tier) look(ctx context.Context, k keys, dead string) (claimed, error) {
+	if dead != "" {
+		return t.claim(ctx, k, dead)
+	}
+	rctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
+	defer cancel()
+	res := t.client.DoMulti(rctx, t.client.B().Get().Key(k.result).Build(), t.client.B().Pttl().Key(k.result).Build())
+	raw, err := res[0].ToString()
+	if rueidis.IsRedisNil(err) {
+		return t.claim(ctx, k, "")
+	}
+	if err != nil {
+		return claimed{}, err
+	}
+	pttl, err := res[1].AsInt64()
+	if err != nil {
+		return claimed{}, err
+	}
+	return claimed{raw: raw, pttl: pttl}, nil
+}
+
 func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 	var poll *time.Timer
 	defer func() {
@@ -249,7 +274,7 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 	waited := false
 	for {
 		var c claimed
-		err := t.twice(ctx, func() (err error) { c, err = t.claim(ctx, k, dead); return err })
+		err := t.twice(ctx, func() (err error) { c, err = t.look(ctx, k, dead); return err })
 		if err != nil {
 			return coalesce.TierResult{}, err
 		}
