@@ -366,10 +366,12 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		g.loadGate.Lock()
 		g.closed.Store(true)
 		g.loadGate.Unlock()
-		g.loadStop()
 		for _, f := range g.queue.close() {
 			g.failQueued(f)
 		}
+		// After the queue is closed, so that a cancelled load cannot slip
+		// its input in before: it fails with ErrClosed instead.
+		g.loadStop()
 		g.failSuccessors()
 		if g.opts.CloseGrace < 0 {
 			g.baseCancel()

@@ -101,10 +101,7 @@ func (g *Group) endLoad(f *flight, res TierResult, ended bool, leases []any) (qu
 		f.state = queued
 		f.queuedAt = time.Now() // the queue wait starts now; the tiers' time is not it
 		if err := g.queue.loaded(f, true); err != nil {
-			f.err = fmt.Errorf("%w: the input was being looked up in Options.Tiers", err)
-			delete(sh.m, f.key)
-			g.stats.inFlight.Add(-1)
-			g.finishLocked(f)
+			g.failLocked(sh, f, fmt.Errorf("%w: the input was being looked up in Options.Tiers", err))
 			sh.mu.Unlock()
 			close(f.done)
 			return false
@@ -138,30 +135,11 @@ func (g *Group) endLoad(f *flight, res TierResult, ended bool, leases []any) (qu
 	if sh.m[f.key] == f {
 		delete(sh.m, f.key)
 	}
-	f.state = finished
-	succ := f.next
-	f.next = nil
 	if res.Found {
 		g.stats.loaded.Add(1)
 		g.storeLocked(f, res.Value, res.Expires)
 	}
-	if succ == nil {
-		sh.mu.Unlock()
-		return false
-	}
-	succ.prev = nil
-	if succ.timer != nil {
-		succ.timer.Stop()
-	}
-	if res.Found && !f.deleted {
-		succ.val, succ.inherited = res.Value, true
-		g.finishLocked(succ)
-		sh.mu.Unlock()
-		close(succ.done)
-		return false
-	}
-	g.startSuccessorLocked(sh, succ)
-	sh.mu.Unlock()
+	g.handOnUnlock(sh, f, res.Value, res.Found)
 	return false
 }
 

@@ -352,26 +352,7 @@ func (g *Group) complete(f *flight, val []byte, err error) (replaced bool) {
 		if f.replaced {
 			g.replacements.Add(-1)
 		}
-		f.state = finished
-		succ := f.next
-		f.next = nil
-		if succ == nil {
-			sh.mu.Unlock()
-			return f.replaced
-		}
-		succ.prev = nil
-		if succ.timer != nil {
-			succ.timer.Stop()
-		}
-		if err == nil && !f.deleted {
-			succ.val, succ.inherited = val, true
-			g.finishLocked(succ)
-			sh.mu.Unlock()
-			close(succ.done)
-			return f.replaced
-		}
-		g.startSuccessorLocked(sh, succ)
-		sh.mu.Unlock()
+		g.handOnUnlock(sh, f, val, err == nil)
 		return f.replaced
 	}
 	f.val, f.err = val, err
@@ -412,6 +393,42 @@ func (g *Group) finishLocked(f *flight) {
 	f.state = finished
 	g.stats.waiters.Add(-int64(f.waiters))
 	f.waiters = 0
+}
+
+// handOnUnlock finishes an answered flight whose call (or load) has
+// ended, and hands on to the requests that arrived meanwhile, waiting in
+// its successor: val if ok (and Delete did not make it stale), or a fresh
+// start. The caller holds the shard lock, which handOnUnlock releases.
+func (g *Group) handOnUnlock(sh *waitShard, f *flight, val []byte, ok bool) {
+	f.state = finished
+	succ := f.next
+	f.next = nil
+	if succ == nil {
+		sh.mu.Unlock()
+		return
+	}
+	succ.prev = nil
+	if succ.timer != nil {
+		succ.timer.Stop()
+	}
+	if ok && !f.deleted {
+		succ.val, succ.inherited = val, true
+		g.finishLocked(succ)
+		sh.mu.Unlock()
+		close(succ.done)
+		return
+	}
+	g.startSuccessorLocked(sh, succ)
+	sh.mu.Unlock()
+}
+
+// failLocked answers a flight of the wait table with err, taking it out.
+// The caller holds the shard lock and closes f.done after releasing it.
+func (g *Group) failLocked(sh *waitShard, f *flight, err error) {
+	f.err = err
+	delete(sh.m, f.key)
+	g.stats.inFlight.Add(-1)
+	g.finishLocked(f)
 }
 
 // startSuccessorLocked puts a successor whose predecessor returned without
@@ -506,10 +523,7 @@ func (g *Group) failQueued(f *flight) {
 		sh.mu.Unlock()
 		return
 	}
-	f.err = fmt.Errorf("%w: the input was still queued", ErrClosed)
-	delete(sh.m, f.key)
-	g.stats.inFlight.Add(-1)
-	g.finishLocked(f)
+	g.failLocked(sh, f, fmt.Errorf("%w: the input was still queued", ErrClosed))
 	sh.mu.Unlock()
 	close(f.done)
 }

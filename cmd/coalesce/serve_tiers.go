@@ -74,7 +74,7 @@ func (t *tierSet) openRedis(f serveFlags, log *slog.Logger, opts *coalesce.Optio
 	opts.Tiers = append(opts.Tiers, r)
 	h := &redisHealth{tier: r}
 	t.checks["redis"] = h.check
-	t.collectors = append(t.collectors, clusterCollector{r})
+	t.collectors = append(t.collectors, statsCollector[cluster.Stats]{r.Stats, clusterMetrics})
 	return nil
 }
 
@@ -125,7 +125,7 @@ func (t *tierSet) openDisk(f serveFlags, log *slog.Logger, opts *coalesce.Option
 		}
 		return nil
 	}
-	t.collectors = append(t.collectors, diskCollector{d})
+	t.collectors = append(t.collectors, statsCollector[disk.Stats]{d.Stats, diskMetrics})
 	return nil
 }
 
@@ -152,20 +152,37 @@ func (t *tierSet) close() error {
 	return errors.Join(errs...)
 }
 
-// diskCollector exports the disk tier's Stats, read once per scrape.
-type diskCollector struct{ d *disk.Store }
+// statsCollector exports a tier's Stats, read once per scrape so that the
+// values of one scrape are of one moment.
+type statsCollector[S any] struct {
+	read    func() S
+	metrics []statMetric[S]
+}
 
-type diskMetric struct {
+type statMetric[S any] struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(*disk.Stats) float64
+	value func(*S) float64
+}
+
+func (c statsCollector[S]) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.metrics {
+		ch <- m.desc
+	}
+}
+
+func (c statsCollector[S]) Collect(ch chan<- prometheus.Metric) {
+	st := c.read()
+	for _, m := range c.metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st))
+	}
 }
 
 func diskDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("coalesce_disk_"+name, help, nil, nil)
 }
 
-var diskMetrics = []diskMetric{
+var diskMetrics = []statMetric[disk.Stats]{
 	{diskDesc("entries", "Results on disk (expired ones until they are met)."), prometheus.GaugeValue, func(s *disk.Stats) float64 { return float64(s.Entries) }},
 	{diskDesc("bytes", "Accounted size of the results on disk, which --disk-max-gib bounds."), prometheus.GaugeValue, func(s *disk.Stats) float64 { return float64(s.Bytes) }},
 	{diskDesc("capacity_bytes", "The disk tier's budget."), prometheus.GaugeValue, func(s *disk.Stats) float64 { return float64(s.MaxBytes) }},
@@ -187,53 +204,26 @@ var diskMetrics = []diskMetric{
 	}},
 }
 
-func (c diskCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range diskMetrics {
-		ch <- m.desc
-	}
-}
-
-func (c diskCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.d.Stats()
-	for _, m := range diskMetrics {
-		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st))
-	}
-}
-
-// clusterCollector exports the Redis tier's Stats, read once per scrape.
-type clusterCollector struct{ r *cluster.Tier }
-
-type clusterMetric struct {
-	desc  *prometheus.Desc
-	value func(*cluster.Stats) uint64
-}
 
 func clusterDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("coalesce_cluster_"+name, help, nil, nil)
 }
 
-var clusterMetrics = []clusterMetric{
-	{clusterDesc("remote_hits_total", "Memory and disk misses found in Redis, computed by some node before."), func(s *cluster.Stats) uint64 { return s.RemoteHits }},
-	{clusterDesc("remote_joins_total", "Misses that waited for another node's computation."), func(s *cluster.Stats) uint64 { return s.RemoteJoins }},
-	{clusterDesc("negative_hits_total", "Misses answered with another node's recent error."), func(s *cluster.Stats) uint64 { return s.NegativeHits }},
-	{clusterDesc("leases_taken_total", "Inputs this node took the lease of, and computed."), func(s *cluster.Stats) uint64 { return s.LeasesTaken }},
-	{clusterDesc("leases_stolen_total", "Leases taken over from a node found dead."), func(s *cluster.Stats) uint64 { return s.LeasesStolen }},
-	{clusterDesc("leases_lost_total", "Outcomes rejected because another node had taken the lease meanwhile (fencing)."), func(s *cluster.Stats) uint64 { return s.LeasesLost }},
-	{clusterDesc("leases_released_total", "Leases given back unused."), func(s *cluster.Stats) uint64 { return s.LeasesReleased }},
-	{clusterDesc("writes_total", "Results and errors stored in Redis."), func(s *cluster.Stats) uint64 { return s.Writes }},
-	{clusterDesc("wakeups_total", "Waits ended by an invalidation rather than by polling."), func(s *cluster.Stats) uint64 { return s.Wakeups }},
-	{clusterDesc("redis_errors_total", "Failed round trips to Redis; each made the node compute on its own (or fail, with --redis-fail-closed)."), func(s *cluster.Stats) uint64 { return s.RedisErrors }},
+// clusterCounter turns one of the cluster tier's counters into a metric.
+func clusterCounter(name, help string, v func(*cluster.Stats) uint64) statMetric[cluster.Stats] {
+	return statMetric[cluster.Stats]{clusterDesc(name, help), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(v(s)) }}
 }
 
-func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range clusterMetrics {
-		ch <- m.desc
-	}
+var clusterMetrics = []statMetric[cluster.Stats]{
+	clusterCounter("remote_hits_total", "Memory and disk misses found in Redis, computed by some node before.", func(s *cluster.Stats) uint64 { return s.RemoteHits }),
+	clusterCounter("remote_joins_total", "Misses that waited for another node's computation.", func(s *cluster.Stats) uint64 { return s.RemoteJoins }),
+	clusterCounter("negative_hits_total", "Misses answered with another node's recent error.", func(s *cluster.Stats) uint64 { return s.NegativeHits }),
+	clusterCounter("leases_taken_total", "Inputs this node took the lease of, and computed.", func(s *cluster.Stats) uint64 { return s.LeasesTaken }),
+	clusterCounter("leases_stolen_total", "Leases taken over from a node found dead.", func(s *cluster.Stats) uint64 { return s.LeasesStolen }),
+	clusterCounter("leases_lost_total", "Outcomes rejected because another node had taken the lease meanwhile (fencing).", func(s *cluster.Stats) uint64 { return s.LeasesLost }),
+	clusterCounter("leases_released_total", "Leases given back unused.", func(s *cluster.Stats) uint64 { return s.LeasesReleased }),
+	clusterCounter("writes_total", "Results and errors stored in Redis.", func(s *cluster.Stats) uint64 { return s.Writes }),
+	clusterCounter("wakeups_total", "Waits ended by an invalidation rather than by polling.", func(s *cluster.Stats) uint64 { return s.Wakeups }),
+	clusterCounter("redis_errors_total", "Failed round trips to Redis; each made the node compute on its own (or fail, with --redis-fail-closed).", func(s *cluster.Stats) uint64 { return s.RedisErrors }),
 }
 
-func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.r.Stats()
-	for _, m := range clusterMetrics {
-		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value(&st)))
-	}
-}
