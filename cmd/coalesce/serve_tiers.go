@@ -204,7 +204,6 @@ var diskMetrics = []statMetric[disk.Stats]{
 	}},
 }
 
-
 func clusterDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("coalesce_cluster_"+name, help, nil, nil)
 }
@@ -226,4 +225,3 @@ var clusterMetrics = []statMetric[cluster.Stats]{
 	clusterCounter("wakeups_total", "Waits ended by an invalidation rather than by polling.", func(s *cluster.Stats) uint64 { return s.Wakeups }),
 	clusterCounter("redis_errors_total", "Failed round trips to Redis; each made the node compute on its own (or fail, with --redis-fail-closed).", func(s *cluster.Stats) uint64 { return s.RedisErrors }),
 }
-
