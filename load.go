@@ -273,8 +273,18 @@ func (t *toucher) loop() {
 	for {
 		select {
 		case <-t.done:
-			send()
-			return
+			// Reports still buffered go out too: hits before Close count.
+			for {
+				select {
+				case k := <-t.ch:
+					if batch = append(batch, k); len(batch) == cap(batch) {
+						send()
+					}
+				default:
+					send()
+					return
+				}
+			}
 		case k := <-t.ch:
 			if batch = append(batch, k); len(batch) == cap(batch) {
 				send()
