@@ -5,14 +5,17 @@ import (
 	"time"
 )
 
-// repairAttempts and the doubling delay from Timeout bound a clean-up to
-// about 15 Timeouts: long enough to ride out a blip, short enough that a
-// Redis outage does not pile clean-ups up (each is a goroutine).
-const repairAttempts = 4
+// maxRepairDelay caps the back-off between a clean-up's attempts.
+const maxRepairDelay = 5 * time.Second
 
-// repair runs op in the background until it succeeds, the attempts run
-// out, or the Tier closes: the clean-up of a round trip that failed but
-// may have changed Redis (a lease taken, a result not written).
+// repair runs op in the background until it succeeds, LeaseTTL passes, or
+// the Tier closes: the clean-up of a round trip that failed but may have
+// changed Redis (a lease taken, a result not written, a lease not given
+// back). Until it succeeds, the other nodes' waiters could wait for a
+// lease whose owner, alive, will never write it; past LeaseTTL the lease
+// has lapsed anyway. Only round trips that may have reached Redis start a
+// clean-up, so during an outage they are bounded by the computations in
+// flight when it began.
 func (t *Tier) repair(op func(ctx context.Context) error) {
 	if t.closed() {
 		return
@@ -20,12 +23,13 @@ func (t *Tier) repair(op func(ctx context.Context) error) {
 	t.repairs.Add(1)
 	go func() {
 		defer t.repairs.Done()
+		giveUp := time.Now().Add(t.opts.LeaseTTL)
 		delay := t.opts.Timeout
-		for range repairAttempts {
+		for {
 			ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 			err := op(ctx)
 			cancel()
-			if err == nil {
+			if err == nil || time.Now().Add(delay).After(giveUp) {
 				return
 			}
 			select {
@@ -33,7 +37,7 @@ func (t *Tier) repair(op func(ctx context.Context) error) {
 				return
 			case <-time.After(delay):
 			}
-			delay *= 2
+			delay = min(2*delay, maxRepairDelay)
 		}
 	}()
 }

@@ -186,6 +186,9 @@ func (t *Tier) Load(ctx context.Context, key coalesce.TierKey) (coalesce.TierRes
 		return coalesce.TierResult{}, ErrClosed
 	}
 	r, err := t.load(ctx, t.keysOf(key))
+	if err != nil && t.closed() {
+		return coalesce.TierResult{}, ErrClosed // the connection's end woke it
+	}
 	if err == nil || ctx.Err() != nil || errors.Is(err, ErrClosed) {
 		return r, err
 	}
