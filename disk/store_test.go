@@ -172,13 +172,13 @@ func TestCorruptRecord(t *testing.T) {
 	}
 	mustFlush(t, s)
 	for i, damage := range []func([]byte) []byte{
-		func(b []byte) []byte { b[10] ^= 0x40; return b },             // a value bit
-		func(b []byte) []byte { b[0] = 9; return b },                   // the format
-		func(b []byte) []byte { return b[:5] },                         // truncated
-		func(b []byte) []byte { b[len(b)-1] ^= 1; return b },           // the checksum
-		func(b []byte) []byte { return append(b, 0) },                  // a byte more
-		func(b []byte) []byte { b[1] = flagExpires; return b },         // a flag
-		func(b []byte) []byte { return nil },                           // empty
+		func(b []byte) []byte { b[10] ^= 0x40; return b },               // a value bit
+		func(b []byte) []byte { b[0] = 9; return b },                    // the format
+		func(b []byte) []byte { return b[:5] },                          // truncated
+		func(b []byte) []byte { b[len(b)-1] ^= 1; return b },            // the checksum
+		func(b []byte) []byte { return append(b, 0) },                   // a byte more
+		func(b []byte) []byte { b[1] = flagExpires; return b },          // a flag
+		func(b []byte) []byte { return nil },                            // empty
 		func(b []byte) []byte { return bytes.Repeat([]byte{0xff}, 64) }, // garbage
 	} {
 		k := tk("n", "v", i)
