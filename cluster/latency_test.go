@@ -17,7 +17,10 @@ import (
 
 // TestLatencyReport is a benchmark, not a test: the latency the Redis
 // tier adds to a miss, and what a remote hit costs, against local-only
-// Groups, on loopback. docs/CLUSTER.md has its output.
+// Groups, on loopback: one caller and functions that return at once
+// (nothing but the path), then 50 callers and 20 ms functions (the
+// simulator's load: ~50 in flight, 15-30 ms tasks). docs/CLUSTER.md has
+// its output.
 //
 //	COALESCE_BENCH=1 go test -run TestLatencyReport -v ./cluster
 func TestLatencyReport(t *testing.T) {
@@ -26,17 +29,21 @@ func TestLatencyReport(t *testing.T) {
 	}
 	addr := needRedis(t)
 	const n = 20000
+	const taskTime = 20 * time.Millisecond
 	o := testOptions(t, addr)
 	o.Timeout = time.Second
 	o.LivenessTTL, o.LivenessRefresh = 3*time.Second, time.Second
 	secret := make([]byte, 32)
 	fn := func(_ context.Context, in []byte) ([]byte, error) {
+		if in[24] == 1 {
+			time.Sleep(taskTime)
+		}
 		out := make([]byte, 128) // the simulator's result size
 		copy(out, in)
 		return out, nil
 	}
 	group := func(tiers ...coalesce.Tier) *coalesce.Group {
-		g, err := coalesce.New(fn, coalesce.Options{Workers: 8, Tiers: tiers, Secret: secret, CacheBytes: 256 << 20})
+		g, err := coalesce.New(fn, coalesce.Options{Workers: 64, Tiers: tiers, Secret: secret, CacheBytes: 256 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,13 +51,15 @@ func TestLatencyReport(t *testing.T) {
 		return g
 	}
 	ta, tb := newTier(t, o), newTier(t, o)
-	local, nodeA, nodeB := group(), group(ta), group(tb)
+	timed := &timedTier{Tier: ta}
+	local, nodeA, nodeB := group(), group(timed), group(tb)
 
 	input := func(round, i int) []byte {
 		b := make([]byte, 512) // the simulator's input size
 		binary.LittleEndian.PutUint64(b, uint64(round))
 		binary.LittleEndian.PutUint64(b[8:], uint64(i))
 		binary.LittleEndian.PutUint64(b[16:], rand.Uint64())
+		b[24] = byte(round) // round 1's take taskTime
 		return b
 	}
 	measure := func(name string, g *coalesce.Group, ins [][]byte, conc int, want coalesce.Source) []time.Duration {
@@ -97,12 +106,16 @@ func TestLatencyReport(t *testing.T) {
 	t.Logf("%-34s conc  1  p50 %7.1f µs  p99 %7.1f µs  p99.9 %7.1f µs", "Redis round trip (a plain GET)",
 		us(rtt[len(rtt)/2]), us(rtt[len(rtt)*99/100]), us(rtt[len(rtt)*999/1000]))
 	for round, conc := range []int{1, 50} {
+		n := n
+		if round == 1 {
+			n /= 4 // 50 callers of 20 ms tasks: ~2,500 misses/s
+		}
 		ins := make([][]byte, n)
 		for i := range ins {
 			ins[i] = input(round, i)
 		}
 		// Warm up connections, scripts and pools on other inputs.
-		warm := make([][]byte, 2000)
+		warm := make([][]byte, 200)
 		for i := range warm {
 			warm[i] = input(round+100, i)
 		}
@@ -115,7 +128,9 @@ func TestLatencyReport(t *testing.T) {
 			nodeB.Get(context.Background(), in)
 		}
 		lm := measure("miss, local only", local, ins, conc, coalesce.Computed)
+		timed.reset()
 		cm := measure("miss, with the Redis tier", nodeA, ins, conc, coalesce.Computed)
+		timed.report(t)
 		rh := measure("remote hit (other node's result)", nodeB, ins, conc, coalesce.Loaded)
 		measure("memory hit, with the Redis tier", nodeB, ins, conc, coalesce.Hit)
 		d := func(a, b []time.Duration, p float64) float64 {
@@ -131,3 +146,53 @@ func TestLatencyReport(t *testing.T) {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// timedTier times a Tier's Load and Save, to tell the tier's round trips
+// from the Group's hand-offs in a miss's added time.
+type timedTier struct {
+	*Tier
+	mu           sync.Mutex
+	loads, saves []time.Duration
+}
+
+func (tt *timedTier) Load(ctx context.Context, k coalesce.TierKey) (coalesce.TierResult, error) {
+	t0 := time.Now()
+	r, err := tt.Tier.Load(ctx, k)
+	d := time.Since(t0)
+	tt.mu.Lock()
+	tt.loads = append(tt.loads, d)
+	tt.mu.Unlock()
+	return r, err
+}
+
+func (tt *timedTier) Save(ctx context.Context, k coalesce.TierKey, out coalesce.Outcome) error {
+	t0 := time.Now()
+	err := tt.Tier.Save(ctx, k, out)
+	d := time.Since(t0)
+	tt.mu.Lock()
+	tt.saves = append(tt.saves, d)
+	tt.mu.Unlock()
+	return err
+}
+
+func (tt *timedTier) reset() {
+	tt.mu.Lock()
+	tt.loads, tt.saves = nil, nil
+	tt.mu.Unlock()
+}
+
+func (tt *timedTier) report(t *testing.T) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	for _, x := range []struct {
+		name string
+		d    []time.Duration
+	}{{"  of which the tier's Load (GET, claim)", tt.loads}, {"  and its Save (write)", tt.saves}} {
+		if len(x.d) == 0 {
+			continue
+		}
+		slices.Sort(x.d)
+		q := func(p float64) time.Duration { return x.d[int(p*float64(len(x.d)-1))] }
+		t.Logf("%-34s          p50 %7.1f µs  p99 %7.1f µs  p99.9 %7.1f µs", x.name, us(q(.5)), us(q(.99)), us(q(.999)))
+	}
+}
