@@ -41,7 +41,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		cfg        sim.Config
 		quick      = fs.Bool("quick", false, "a run of a few seconds: 2s per design over 150 keys (unless --duration or --keys is set)")
 		task       = fs.String("task", "sleep", "how a task spends its time: sleep, or cpu to burn a core")
-		designs    = fs.String("designs", strings.Join(sim.DesignNames(), ","), "comma-separated designs to run, in order, each at most once")
+		designs    = fs.String("designs", strings.Join(sim.DefaultDesigns(false), ","), "comma-separated designs to run, in order, each at most once (of "+strings.Join(sim.DesignNames(), ",")+"); by default cluster too when --redis is given")
 		tracePath  = fs.String("trace", "", "take the key stream from this trace (gzip, one decimal key per line) instead of the Zipf draw")
 		jsonOut    = fs.Bool("json", false, "print the results as JSON instead of tables (and no progress bar)")
 		reportPath = fs.String("report", "coalesce-sim.html", "write an HTML report with charts to this file (checked before the run); empty for none")
@@ -49,6 +49,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		cacheMiB   = fs.Int64("cache-mib", 1024, fmt.Sprintf("result cache budget in MiB of the designs that cache, 1 to %d", sim.MaxCacheBytes>>20))
 		seed       = fs.Uint64("seed", 1, "seed of the request stream, not 0")
 	)
+	fs.StringVar(&cfg.Redis, "redis", "", "host:port of a Redis server for the cluster design (scripts/redis starts a throwaway one); each run writes under a fresh key prefix and deletes it")
+	fs.IntVar(&cfg.Nodes, "nodes", 3, fmt.Sprintf("nodes of the cluster design, each a Group with --workers of its own and its own Redis connection, 1 to %d", sim.MaxNodes))
 	fs.IntVar(&cfg.Agents, "agents", 20, fmt.Sprintf("agents sending requests, 1 to %d and at most --in-flight", sim.MaxAgents))
 	fs.IntVar(&cfg.InFlight, "in-flight", 50, fmt.Sprintf("requests the agents may have outstanding in total, --agents to %d", sim.MaxInFlight))
 	fs.Float64Var(&cfg.Rate, "rate", 0, "arrivals per second; 0 derives it by Little's law: in-flight / mean task duration")
@@ -101,6 +103,9 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		if d = strings.TrimSpace(d); d != "" {
 			cfg.Designs = append(cfg.Designs, d)
 		}
+	}
+	if !set["designs"] && cfg.Redis != "" {
+		cfg.Designs = sim.DefaultDesigns(true)
 	}
 	if len(cfg.Designs) == 0 {
 		return fmt.Errorf("--designs %q: no designs given; choose among %s", *designs, strings.Join(sim.DesignNames(), ","))

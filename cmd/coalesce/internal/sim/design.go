@@ -63,8 +63,10 @@ type designParams struct {
 	workers      int
 	cacheEntries int // CacheBytes divided by the size of an entry
 	cacheBytes   int64
-	maxInput     int // the longest input of the stream
-	output       int // the size of every result
+	maxInput     int    // the longest input of the stream
+	output       int    // the size of every result
+	redis        string // the cluster design's Redis, host:port
+	nodes        int    // the cluster design's nodes
 }
 
 // designSpec names a design and builds it.
@@ -82,6 +84,19 @@ var designs = []designSpec{
 	{"otter", "maypok86/otter/v2 with its loader, semaphore of workers inside the loader", newOtterLoader},
 	{"coalesce", "this project's library (github.com/coalesce-go/coalesce)", newCoalesce},
 	{"daemon", "the same library behind its daemon: server.New on 127.0.0.1, each agent a client.Client over HTTP keep-alive", newDaemon},
+	{"cluster", "the library on N nodes sharing one Redis through the cluster tier, the agents spread over the nodes", newCluster},
+}
+
+// DefaultDesigns returns the designs a run has when none are named: all of
+// them, except cluster when there is no Redis to run it on.
+func DefaultDesigns(redis bool) []string {
+	var names []string
+	for _, d := range designs {
+		if d.name != "cluster" || redis {
+			names = append(names, d.name)
+		}
+	}
+	return names
 }
 
 // DesignNames returns the names of the designs, in the order they run.

@@ -63,6 +63,16 @@ func kindOf(res coalesce.Result, err error) ([]byte, Kind, error) {
 		return res.Value, Joined, err
 	case coalesce.Computed:
 		return res.Value, Miss, err
+	case coalesce.Loaded:
+		// A result from a tier: in the cluster design, one that another
+		// node computed, found in Redis or waited for there. This node ran
+		// no computation for it, so it is not a miss (the replay counts
+		// one miss per computation, cluster-wide); nor is it a hit, which
+		// the simulator keeps for answers from memory without waiting for
+		// a computation: it reused a computation another request started,
+		// which is what Joined counts. Its latency is also reported apart
+		// (Result.RemoteLat).
+		return res.Value, Joined, err
 	}
 	if err == nil {
 		err = fmt.Errorf("the library answered with an unknown source %v", res.Source)

@@ -3,11 +3,14 @@ package sim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coalesce-go/coalesce/cluster"
 )
 
 // outcome is what happened to one request of the stream.
@@ -121,10 +124,29 @@ func replay(ctx context.Context, cfg Config, w *workload, spec designSpec) (Resu
 		}
 	}
 	res.Duplicates = res.Computations - int64(res.DistinctComputed)
+	sent := make([]bool, len(w.keys))
+	for i, o := range outcomes {
+		if o.sent && !sent[w.reqs[i].idx] {
+			sent[w.reqs[i].idx] = true
+			res.DistinctSent++
+		}
+	}
+	if res.DistinctSent > 0 {
+		res.ComputationsPerInput = float64(res.Computations) / float64(res.DistinctSent)
+	}
+	if a, ok := d.(annotator); ok {
+		a.annotate(&res)
+	}
 	if ctx.Err() == nil && res.Errors > 0 {
 		return res, fmt.Errorf("%d requests failed or returned a wrong result; the first: %w", res.Errors, *firstErr.Load())
 	}
 	return res, nil
+}
+
+// annotator is a design with figures of its own for its Result, added
+// after it is closed.
+type annotator interface {
+	annotate(*Result)
 }
 
 // agentSlots is agent a's share of InFlight: the remainder goes to the
@@ -145,6 +167,8 @@ func paramsOf(cfg Config, task taskFunc) designParams {
 		cacheBytes:   cfg.CacheBytes,
 		maxInput:     cfg.InputMax,
 		output:       cfg.OutputSize,
+		redis:        cfg.Redis,
+		nodes:        cfg.Nodes,
 	}
 }
 
@@ -156,6 +180,9 @@ func checkDesigns(cfg Config) error {
 	for _, name := range cfg.Designs {
 		spec, _ := lookupDesign(name)
 		d, err := spec.build(paramsOf(cfg, noTask))
+		if errors.Is(err, cluster.ErrUnavailable) || errors.Is(err, cluster.ErrBadOptions) || errors.Is(err, errNoRedis) {
+			return fmt.Errorf("design %s: %w", name, err) // Redis, not the sizes
+		}
 		if err != nil {
 			return fmt.Errorf("--output %d with --cache-mib %d: design %s rejects them (%w): raise --cache-mib or lower --output",
 				cfg.OutputSize, cfg.CacheBytes>>20, name, err)

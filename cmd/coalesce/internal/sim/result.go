@@ -29,9 +29,15 @@ type Result struct {
 	Computations     int64 `json:"computations"`
 	DistinctComputed int   `json:"distinct_keys_computed"`
 	Duplicates       int64 `json:"duplicate_computations"`
-	Hits             int   `json:"hits"`
-	Joined           int   `json:"joined"`
-	Misses           int   `json:"misses"`
+	// DistinctSent is the number of distinct keys the design was sent;
+	// ComputationsPerInput is Computations divided by it: 1 when every
+	// input asked for was computed exactly once (with a cache that never
+	// evicts, the goal of coalescing), more for duplicates.
+	DistinctSent         int     `json:"distinct_keys_sent"`
+	ComputationsPerInput float64 `json:"computations_per_input"`
+	Hits                 int     `json:"hits"`
+	Joined               int     `json:"joined"`
+	Misses               int     `json:"misses"`
 	// Latency by kind of service, and over all requests.
 	All       Latency `json:"latency_all"`
 	HitLat    Latency `json:"latency_hit"`
@@ -41,7 +47,14 @@ type Result struct {
 	// instead of its sending: it adds the time the request waited for a
 	// free slot of its agent, which a design that answers slowly causes
 	// to the requests behind.
-	EndToEnd   Latency `json:"latency_end_to_end"`
+	EndToEnd Latency `json:"latency_end_to_end"`
+	// RemoteLat is the latency of the requests a node answered with a
+	// result another node computed (coalesce.Loaded, counted as joined),
+	// in the cluster design only.
+	RemoteLat Latency `json:"latency_remote,omitzero"`
+	// Cluster is what the cluster design's tiers did; nil for the others.
+	Cluster *ClusterResult `json:"cluster,omitempty"`
+
 	Throughput float64 `json:"throughput_per_s"`
 	// MeanInFlight is the mean number of outstanding requests (the sum of
 	// latencies over the wall time, by Little's law).
@@ -51,6 +64,30 @@ type Result struct {
 
 	// latencies holds the sorted latencies of each kind, for the charts.
 	latencies [numKinds][]time.Duration
+}
+
+// ClusterResult is what the tiers of the cluster design's nodes did,
+// summed over the nodes (see cluster.Stats), and the time they added.
+type ClusterResult struct {
+	Nodes          int    `json:"nodes"`
+	RemoteHits     uint64 `json:"remote_hits"`
+	RemoteJoins    uint64 `json:"remote_joins"`
+	NegativeHits   uint64 `json:"negative_hits"`
+	LeasesTaken    uint64 `json:"leases_taken"`
+	LeasesStolen   uint64 `json:"leases_stolen"`
+	LeasesLost     uint64 `json:"leases_lost"`
+	LeasesReleased uint64 `json:"leases_released"`
+	Wakeups        uint64 `json:"wakeups"`
+	RedisErrors    uint64 `json:"redis_errors"`
+	// RedisPerMiss is the time each computation spent in the tier on its
+	// miss's path: the Load that took the input's lease (before the input
+	// was queued) plus the Save of its result (before its waiters were
+	// answered). It is what the cluster adds to a miss.
+	RedisPerMiss Latency `json:"redis_per_miss"`
+	// RedisPerRemote is the time of each Load that found another node's
+	// result, at once (a remote hit) or after waiting for its computation
+	// (a remote join).
+	RedisPerRemote Latency `json:"redis_per_remote_result"`
 }
 
 // Latency summarizes a set of latencies; the durations are in nanoseconds

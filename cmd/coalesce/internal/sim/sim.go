@@ -74,8 +74,13 @@ type Config struct {
 	// Seed makes the stream reproducible. Default 1.
 	Seed uint64
 	// Designs lists the designs to run by name (see DesignNames), in order.
-	// Default: all of them.
+	// Default: DefaultDesigns, all of them but cluster unless Redis is set.
 	Designs []string
+	// Redis is the host:port of the Redis server the cluster design's
+	// nodes share; the cluster design needs it.
+	Redis string
+	// Nodes is the number of nodes of the cluster design. Default 3.
+	Nodes int
 	// Progress, when not nil, is told how each design's run advances.
 	Progress Progress
 }
@@ -140,7 +145,10 @@ func (c Config) Defaults() Config {
 		c.Seed = 1
 	}
 	if len(c.Designs) == 0 {
-		c.Designs = DesignNames()
+		c.Designs = DefaultDesigns(c.Redis != "")
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
 	}
 	if c.Rate == 0 {
 		mean := (c.TaskMin + c.TaskMax) / 2
@@ -223,6 +231,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--designs: %q is listed twice; each design runs once", name)
 		}
 		seen[name] = true
+	}
+	if seen["cluster"] && c.Redis == "" {
+		return fmt.Errorf("--designs %s: %w", strings.Join(c.Designs, ","), errNoRedis)
+	}
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		return fmt.Errorf("--nodes %d: allowed 1 to %d (each node is a Group with its own workers and a Redis connection)", c.Nodes, MaxNodes)
 	}
 	if seen["daemon"] && c.InFlight > daemonMaxInFlight {
 		return fmt.Errorf("--in-flight %d with design daemon: allowed up to %d there, since each outstanding request holds a loopback connection (two file descriptors and an ephemeral port); lower it, or leave daemon out of --designs",

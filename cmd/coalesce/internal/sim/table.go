@@ -43,7 +43,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, row := range []struct {
 			kind string
 			l    Latency
-		}{{"hit", s.HitLat}, {"joined", s.JoinedLat}, {"miss", s.MissLat}, {"all", s.All}, {"end-to-end", s.EndToEnd}} {
+		}{{"hit", s.HitLat}, {"joined", s.JoinedLat}, {"remote", s.RemoteLat}, {"miss", s.MissLat}, {"all", s.All}, {"end-to-end", s.EndToEnd}} {
+			if row.kind == "remote" && s.Cluster == nil {
+				continue // a row of the cluster design only
+			}
 			if row.l.N == 0 {
 				fmt.Fprintf(tw, "%s\t%s\t0\t-\t-\t-\t-\t\n", s.Design, row.kind)
 				continue
@@ -74,7 +77,7 @@ var columnLegend = [][2]string{
 	{"errors", "requests that failed or got a wrong result"},
 	{"in flight", "mean requests outstanding; req/s: requests answered per second"},
 	{"CPU s", "CPU time of the whole process (designs and replay) during the run"},
-	{"kind", "hit, joined, miss as above; all: every request; end-to-end: from the request's due time, adding its wait for a slot"},
+	{"kind", "hit, joined, miss as above; remote (cluster): the joined requests a node answered with another node's result from Redis; all: every request; end-to-end: from the request's due time, adding its wait for a slot"},
 	{"p50..max", "latency percentiles, from sending the request to its answer (end-to-end: from its due time)"},
 }
 
@@ -157,6 +160,9 @@ type ranked struct {
 // how many of them tie with the best.
 func (r *Report) rank(m measure) (order []ranked, best int) {
 	for _, res := range r.Results {
+		if !ranks(res) {
+			continue
+		}
 		if v, ok := m.value(res); ok {
 			order = append(order, ranked{res.Design, v})
 		}
@@ -178,7 +184,14 @@ func (r *Report) rank(m measure) (order []ranked, best int) {
 // writeSummary states, for each measure, which designs are best and how far
 // behind the others are; then where this project's library wins and loses.
 func (r *Report) writeSummary(w io.Writer) {
-	if len(r.Results) < 2 {
+	ranked := 0
+	for _, res := range r.Results {
+		if ranks(res) {
+			ranked++
+		}
+	}
+	if ranked < 2 {
+		r.writeComparisons(w)
 		return
 	}
 	fmt.Fprintf(w, "summary (lower is better; within %.0f%% of the best is a tie):\n", 100*tieShare)
@@ -232,9 +245,7 @@ func (r *Report) writeSummary(w io.Writer) {
 		fmt.Fprintln(w, wrap("fell behind, leaving part of the stream unsent: "+strings.Join(behind, ", ")+
 			"; their latencies are of the requests they sent.", 100, "  "))
 	}
-	if line, ok := r.boundary(); ok {
-		fmt.Fprintln(w, wrap(line, 100, "  "))
-	}
+	r.writeComparisons(w)
 	if _, ok := r.Result(ours); !ok {
 		return
 	}
@@ -279,6 +290,89 @@ func (r *Report) boundary() (string, bool) {
 		return "", false
 	}
 	return "the process boundary (daemon less " + ours + "): " + strings.Join(parts, "; ") + ".", true
+}
+
+// ranks reports whether a result takes part in the summary's ranking.
+// The cluster design does not: its nodes have the workers of one machine
+// each, so its latencies are those of a larger system, compared in its
+// own line instead.
+func ranks(res Result) bool { return res.Cluster == nil }
+
+// writeComparisons writes the summary's lines that need no ranking:
+// computations per input, and what the process boundary and the cluster
+// added, when their designs ran.
+func (r *Report) writeComparisons(w io.Writer) {
+	if len(r.Results) == 0 {
+		return
+	}
+	fmt.Fprintln(w, wrap(r.perInput(), 100, "  "))
+	if line, ok := r.boundary(); ok {
+		fmt.Fprintln(w, wrap(line, 100, "  "))
+	}
+	if line, ok := r.clusterLine(); ok {
+		fmt.Fprintln(w, wrap(line, 100, "  "))
+	}
+}
+
+// perInput lists computations ÷ distinct inputs for every design: 1.000
+// when each input sent was computed exactly once.
+func (r *Report) perInput() string {
+	var parts []string
+	for _, res := range r.Results {
+		parts = append(parts, fmt.Sprintf("%s %.3f", res.Design, res.ComputationsPerInput))
+	}
+	return "computations ÷ distinct inputs (1.000: each input computed once): " + strings.Join(parts, ", ") + "."
+}
+
+// clusterLine says what the cluster design's tiers did and what Redis
+// added to a request: measured inside the nodes (the tier's time on a
+// miss's path, the Loads that found another node's result), and the
+// cluster's latencies less the in-process library's, when both ran.
+func (r *Report) clusterLine() (string, bool) {
+	cl, ok := r.Result("cluster")
+	if !ok || cl.Cluster == nil {
+		return "", false
+	}
+	c := cl.Cluster
+	line := fmt.Sprintf("cluster (%d nodes, one Redis): computations ÷ distinct inputs %.3f (%d computations of %d inputs); "+
+		"leases taken %d, stolen %d, lost %d; remote hits %d, remote joins %d; Redis errors %d.",
+		c.Nodes, cl.ComputationsPerInput, cl.Computations, cl.DistinctSent,
+		c.LeasesTaken, c.LeasesStolen, c.LeasesLost, c.RemoteHits, c.RemoteJoins, c.RedisErrors)
+	pct := func(l Latency) string {
+		if l.N == 0 {
+			return "none"
+		}
+		return fmt.Sprintf("p50 %s, p99 %s", durString(l.P50), durString(l.P99))
+	}
+	line += fmt.Sprintf(" Redis's time on a miss's path (lease, then save): %s; on a remote result (the load that found it): %s.",
+		pct(c.RedisPerMiss), pct(c.RedisPerRemote))
+	in, ok := r.Result(ours)
+	if !ok {
+		return line, true
+	}
+	var parts []string
+	for _, f := range []struct {
+		name    string
+		in, out Latency
+	}{{"miss", in.MissLat, cl.MissLat}, {"hit", in.HitLat, cl.HitLat}, {"joined", in.JoinedLat, cl.JoinedLat}} {
+		if f.in.N == 0 || f.out.N == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s p50 %s (%s against %s), p99 %s (%s against %s)", f.name,
+			signedDur(f.out.P50-f.in.P50), durString(f.out.P50), durString(f.in.P50),
+			signedDur(f.out.P99-f.in.P99), durString(f.out.P99), durString(f.in.P99)))
+	}
+	if cl.RemoteLat.N > 0 {
+		parts = append(parts, fmt.Sprintf("a remote result took p50 %s, p99 %s (a remote hit is a round trip where one process would have hit memory; a remote join waits for the computation, as a local join does)",
+			durString(cl.RemoteLat.P50), durString(cl.RemoteLat.P99)))
+	}
+	if len(parts) > 0 {
+		line += " Cluster less " + ours + ": " + strings.Join(parts, "; ") + "."
+		if c.Nodes > 1 {
+			line += fmt.Sprintf(" The %d nodes have %d× the workers, so queueing differs: with workers to spare (a large --workers), or with --nodes 1, the miss difference is what Redis adds.", c.Nodes, c.Nodes)
+		}
+	}
+	return line, true
 }
 
 // signedDur formats a difference of durations with its sign.
