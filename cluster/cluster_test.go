@@ -145,6 +145,7 @@ func TestNodePausedIsFenced(t *testing.T) {
 	if sum != 1 {
 		t.Errorf("the others computed k %d times (%v), want once", sum, per)
 	}
+	t.Logf("owner's tier after SIGCONT: leases lost %d, writes %d; the others computed k %d time(s)", s.Tier.LeasesLost, s.Tier.Writes, sum)
 	// Everyone agrees afterwards too: a fresh node gets the stored result.
 	late := startNode(t, "late", nodeConfig{addr: addr, prefix: prefix, task: time.Second})
 	late.send("get k")

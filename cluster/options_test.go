@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -73,3 +74,24 @@ func TestDecode(t *testing.T) {
 		t.Errorf("negative entry of %d bytes", len(long))
 	}
 }
+
+// TestErrorLogRateLimited: an outage seen by every request logs one line
+// per errLogEvery, not one per request.
+func TestErrorLogRateLimited(t *testing.T) {
+	var lines int
+	tr := &Tier{}
+	tr.errLog.logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		lines++
+		return len(p), nil
+	}), nil))
+	for range 1000 {
+		tr.redisError("load", errors.New("refused"))
+	}
+	if lines != 1 || tr.Stats().RedisErrors != 1000 {
+		t.Errorf("%d lines, %d errors counted", lines, tr.Stats().RedisErrors)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
