@@ -115,7 +115,7 @@ func TestCrash(t *testing.T) {
 		}
 		// Kill after a random number of acknowledgments, 0 included (a
 		// kill during start-up or recovery), plus a random instant after.
-		killAfter := rng.IntN(60)
+		killAfter := rng.IntN(40)
 		sc := bufio.NewScanner(stdout)
 		var lines []string
 		killed := false
