@@ -31,8 +31,10 @@ type Pending struct {
 
 // Start asks for input's result without waiting for it (Prefer:
 // respond-async). If the result is cached the Pending is already done;
-// otherwise the daemon computes it, or joins the computation in flight,
-// and Poll or Wait collect it.
+// otherwise the daemon loads it from a tier behind its memory, computes
+// it, or joins the computation in flight, and Poll or Wait collect it.
+// The Pending polls in the namespace and version of the Client that
+// made it.
 func (c *Client) Start(ctx context.Context, input []byte) (*Pending, error) {
 	resp, err := c.compute(ctx, input, true)
 	if err != nil {
@@ -71,7 +73,10 @@ func (c *Client) Start(ctx context.Context, input []byte) (*Pending, error) {
 // Poll returns the result for key if the daemon has it, with Source Hit;
 // coalesce.ErrPending while it is being computed; or an *Error wrapping
 // ErrNotFound if it is neither cached nor being computed. A respond-async
-// computation that failed lately is reported with its error.
+// computation that failed lately is reported with its error. The key is
+// looked up in the Client's namespace and version only, and in the
+// daemon's memory only: a result its disk keeps is found once a request
+// with the input has loaded it.
 func (c *Client) Poll(ctx context.Context, key coalesce.Key) (coalesce.Result, error) {
 	res, _, err := c.poll(ctx, key)
 	return res, err
@@ -83,6 +88,7 @@ func (c *Client) poll(ctx context.Context, key coalesce.Key) (coalesce.Result, t
 	if err != nil {
 		return coalesce.Result{}, 0, err
 	}
+	c.scope(req)
 	resp, err := c.do(req)
 	if err != nil {
 		return coalesce.Result{}, 0, err
@@ -98,7 +104,10 @@ func (c *Client) poll(ctx context.Context, key coalesce.Key) (coalesce.Result, t
 // Poll returns the result if it is ready, without waiting: coalesce.ErrPending
 // while it is being computed, or the computation's error. The result's
 // Source is Computed if this Pending started the computation, Joined if
-// it joined one in flight, and Hit if Start found it cached.
+// it joined one in flight, and Hit if Start found it cached. (A started
+// computation that the daemon answered from a tier behind its memory,
+// its disk say, is reported Computed too: the daemon's answer to a poll
+// does not tell them apart.)
 func (p *Pending) Poll(ctx context.Context) (coalesce.Result, error) {
 	res, _, err := p.poll(ctx)
 	return res, err

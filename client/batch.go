@@ -31,8 +31,10 @@ const (
 // GetMany returns the results of inputs, in order, as Get would one by
 // one, in one request per Options.BatchSize inputs. An input that fails
 // does not fail the others: errs[i] is input i's error. A request that
-// fails as a whole (a bad token, a batch over the daemon's limits, ctx
-// ending) sets the error of each of its inputs.
+// fails as a whole (a bad token, a batch over the daemon's limits, a bad
+// namespace, ctx ending) sets the error of each of its inputs. The
+// daemon's binary framing has no outcome for Loaded: a result it found in
+// a tier behind its memory comes back as Computed.
 func (c *Client) GetMany(ctx context.Context, inputs [][]byte) ([]coalesce.Result, []error) {
 	results := make([]coalesce.Result, len(inputs))
 	errs := make([]error, len(inputs))
@@ -59,6 +61,7 @@ func (c *Client) getBatch(ctx context.Context, inputs [][]byte, results []coales
 		return err
 	}
 	req.Header.Set("Content-Type", batchType)
+	c.scope(req)
 	resp, err := c.do(req)
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 // Package client talks to the `coalesce serve` daemon (docs/SERVER.md) with
 // the library's calls: Get blocks for a result, Start answers at once with
-// a Pending to poll, GetMany sends a batch. Errors wrap the library's, so
+// a Pending to poll, GetMany sends a batch, each in the namespace and
+// version of the computation the Client names (Options.Namespace,
+// Options.Version, or Client.Namespace). Errors wrap the library's, so
 // errors.Is(err, coalesce.ErrOverloaded) means what it means in-process.
 //
 // The one thing to know: a call's context is the request's. When it ends,
@@ -43,6 +45,20 @@ type Options struct {
 	// slice is sent in several, one after another. Zero means 1024, the
 	// daemon's default --max-batch.
 	BatchSize int
+
+	// Namespace names the namespace every Get, Start, Poll and GetMany is
+	// served in (the Coalesce-Namespace header): a result computed in one
+	// namespace is never served in another. "" means the default
+	// namespace. The daemon allows up to 128 bytes of printable ASCII
+	// without spaces and answers anything else with bad_namespace
+	// (coalesce.ErrBadNamespace); the Client itself refuses only what
+	// cannot be sent in a header.
+	Namespace string
+
+	// Version names the version of the computation (the Coalesce-Version
+	// header), under the same rules: results of one version are never
+	// served for another. "" means the daemon's --version.
+	Version string
 }
 
 const (
@@ -57,11 +73,13 @@ const (
 // Client is a connection to one daemon. It is safe for concurrent use;
 // make one and share it. Close releases its idle connections.
 type Client struct {
-	base  string // scheme://host[/prefix], without a trailing slash
-	token string
-	hc    *http.Client
-	own   bool // hc is ours: Close closes its idle connections
-	batch int
+	base    string // scheme://host[/prefix], without a trailing slash
+	token   string
+	hc      *http.Client
+	own     bool // hc is ours: Close closes its idle connections
+	batch   int
+	ns      string // Coalesce-Namespace, or "" to send none
+	version string // Coalesce-Version, or "" to send none
 }
 
 // New returns a Client for the daemon at baseURL, such as
@@ -87,7 +105,11 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if strings.ContainsAny(opts.Token, "\r\n") {
 		return nil, errors.New("client: Options.Token contains a line break; strip the token file's trailing newline")
 	}
-	c := &Client{base: strings.TrimSuffix(u.String(), "/"), token: opts.Token, hc: opts.HTTPClient, batch: opts.BatchSize}
+	if err := checkScope("Options.Namespace", opts.Namespace, "Options.Version", opts.Version); err != nil {
+		return nil, err
+	}
+	c := &Client{base: strings.TrimSuffix(u.String(), "/"), token: opts.Token, hc: opts.HTTPClient, batch: opts.BatchSize,
+		ns: opts.Namespace, version: opts.Version}
 	if c.batch == 0 {
 		c.batch = defaultBatchSize
 	}
@@ -118,7 +140,9 @@ func (c *Client) Close() {
 
 // Get returns input's result, computing it once however many callers of
 // any daemon client ask at the same time. It blocks until the result is
-// ready or ctx ends. Result.Source says how the daemon served it.
+// ready or ctx ends. Result.Source says how the daemon served it: Hit
+// from its memory, Loaded from a tier behind it (its disk, or another
+// daemon through Redis), Joined or Computed.
 func (c *Client) Get(ctx context.Context, input []byte) (coalesce.Result, error) {
 	resp, err := c.compute(ctx, input, false)
 	if err != nil {
@@ -141,6 +165,7 @@ func (c *Client) compute(ctx context.Context, input []byte, async bool) (*http.R
 	if async {
 		req.Header.Set("Prefer", "respond-async")
 	}
+	c.scope(req)
 	return c.do(req)
 }
 
@@ -155,11 +180,12 @@ func (c *Client) request(ctx context.Context, method, path string, body []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	if body != nil {
+	if body != nil || method == http.MethodDelete {
 		// A compute is idempotent: the same input has the same result,
-		// coalesced with any computation in flight. Saying so lets the
-		// transport resend it when a kept-alive connection turns out to
-		// have been closed by the daemon; a nil value is not sent.
+		// coalesced with any computation in flight; so is a namespace's
+		// delete. Saying so lets the transport resend it when a kept-alive
+		// connection turns out to have been closed by the daemon (GETs it
+		// resends anyway); a nil value is not sent.
 		req.Header["Idempotency-Key"] = nil
 	}
 	if c.token != "" {
@@ -200,12 +226,12 @@ func readResult(resp *http.Response) (coalesce.Result, error) {
 }
 
 func parseSource(s string) (coalesce.Source, error) {
-	for _, src := range []coalesce.Source{coalesce.Hit, coalesce.Joined, coalesce.Computed} {
+	for _, src := range []coalesce.Source{coalesce.Hit, coalesce.Joined, coalesce.Computed, coalesce.Loaded} {
 		if s == src.String() {
 			return src, nil
 		}
 	}
-	return 0, fmt.Errorf("client: the response's Coalesce-Source is %q, not hit, joined or computed; is the base URL a coalesce daemon?", s)
+	return 0, fmt.Errorf("client: the response's Coalesce-Source is %q, not hit, joined, computed or loaded; is the base URL a coalesce daemon?", s)
 }
 
 // closeBody reads what is left of a small body before closing it, so that

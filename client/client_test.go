@@ -95,6 +95,9 @@ func TestStaleConnection(t *testing.T) {
 				if _, err := c.GetMany(ctx, [][]byte{in}); err[0] != nil {
 					t.Fatalf("GetMany %d: %v", i, err[0])
 				}
+				if _, err := c.DeleteNamespace(ctx, uniqueName("stale"), ""); err != nil {
+					t.Fatalf("DeleteNamespace %d: %v", i, err)
+				}
 				time.Sleep(400 * time.Millisecond) // the daemon closes the idle connection
 			}
 		})

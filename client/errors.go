@@ -35,6 +35,7 @@ var (
 //	timeout, wait_exceeded        coalesce.ErrTimeout
 //	input_too_large               coalesce.ErrInputTooLarge
 //	shutting_down                 coalesce.ErrClosed
+//	bad_namespace                 coalesce.ErrBadNamespace
 //	unauthorized                  ErrUnauthorized
 //	not_found                     ErrNotFound
 type Error struct {
@@ -64,6 +65,8 @@ func (e *Error) Unwrap() error {
 		return coalesce.ErrInputTooLarge
 	case "shutting_down":
 		return coalesce.ErrClosed
+	case "bad_namespace":
+		return coalesce.ErrBadNamespace
 	case "unauthorized":
 		return ErrUnauthorized
 	case "not_found":
@@ -84,7 +87,7 @@ func (e *Error) Unwrap() error {
 // batch, whose errors carry a code but no status of their own.
 func statusOf(code string) int {
 	switch code {
-	case "bad_request":
+	case "bad_request", "bad_namespace":
 		return http.StatusBadRequest
 	case "unauthorized":
 		return http.StatusUnauthorized
@@ -96,6 +99,8 @@ func statusOf(code string) int {
 		return http.StatusGatewayTimeout
 	case "overloaded", "too_many_waiters", "shutting_down", "cancelled":
 		return http.StatusServiceUnavailable
+	case "tier_failed":
+		return http.StatusInternalServerError
 	}
 	return http.StatusBadGateway // executor_failed, and codes added later
 }

@@ -23,6 +23,7 @@ func TestErrorUnwrap(t *testing.T) {
 		{504, "wait_exceeded", coalesce.ErrTimeout},
 		{413, "input_too_large", coalesce.ErrInputTooLarge},
 		{503, "shutting_down", coalesce.ErrClosed},
+		{400, "bad_namespace", coalesce.ErrBadNamespace},
 		{401, "unauthorized", ErrUnauthorized},
 		{404, "not_found", ErrNotFound},
 		{401, "", ErrUnauthorized},           // a proxy's 401
@@ -30,6 +31,7 @@ func TestErrorUnwrap(t *testing.T) {
 		{413, "batch_too_large", nil},        // the batch, not an input
 		{502, "executor_failed", nil},
 		{400, "bad_request", nil},
+		{500, "tier_failed", nil},
 	} {
 		e := &Error{Status: tc.status, Code: tc.code, Message: "m"}
 		if got := e.Unwrap(); got != tc.want {

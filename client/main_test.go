@@ -83,6 +83,9 @@ var daemonFlags = map[string][]string{
 	"strict": {"--demo-min", "1s", "--demo-max", "1s", "--task-timeout", "50ms", "--max-input", "64", "--max-batch", "4"},
 	// tight: one worker, a queue of one, one waiter at most.
 	"tight": {"--demo-min", "2s", "--demo-max", "2s", "--workers", "1", "--queue", "1", "--max-waiters", "1"},
+	// durable: the defaults, for the tests that delete namespaces and
+	// restart the daemon on its disk tier without disturbing the others.
+	"durable": {},
 }
 
 const strictToken = "s3cret-token"
@@ -101,7 +104,11 @@ func startDaemon(t testing.TB, name string) *daemon {
 	}
 	d := &daemon{name: name, socket: filepath.Join(tmpDir, name+".sock"), exited: make(chan struct{})}
 	ready := filepath.Join(tmpDir, name+".ready")
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--socket", d.socket, "--ready-file", ready, "--grace", "1s", "--log-level", "warn"}
+	os.Remove(ready) // a restarted daemon's previous one
+	// Each daemon has a disk tier of its own: one directory serves one
+	// daemon at a time, and the default one is the user's.
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--socket", d.socket, "--ready-file", ready, "--grace", "1s", "--log-level", "warn",
+		"--data-dir", filepath.Join(tmpDir, name+".data")}
 	if name == "strict" {
 		d.token = strictToken
 		tf := filepath.Join(tmpDir, "token")
@@ -111,7 +118,9 @@ func startDaemon(t testing.TB, name string) *daemon {
 		args = append(args, "--token-file", tf)
 	}
 	args = append(args, flags...)
-	log, err := os.Create(filepath.Join(tmpDir, name+".log"))
+	// Appended to, so that a restarted daemon's log follows its
+	// predecessor's.
+	log, err := os.OpenFile(filepath.Join(tmpDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +166,34 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// restartDaemon stops the daemon named name with SIGTERM, as a service
+// manager would, and starts it again on the same flags and disk tier. The
+// new one listens on another port: use the returned daemon.
+func restartDaemon(t testing.TB, name string) *daemon {
+	t.Helper()
+	daemonsMu.Lock()
+	d, ok := daemons[name]
+	if ok {
+		delete(daemons, name)
+	}
+	daemonsMu.Unlock()
+	if ok {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+			d.cmd.Process.Kill()
+			<-d.exited
+			t.Fatalf("daemon %s did not stop on SIGTERM within 10 s", name)
+		}
+		d.log.Close()
+		if !d.cmd.ProcessState.Success() {
+			t.Fatalf("daemon %s exited with %v on SIGTERM", name, d.cmd.ProcessState)
+		}
+	}
+	return startDaemon(t, name)
 }
 
 // stopDaemons stops every daemon: SIGTERM to all, then SIGKILL to any

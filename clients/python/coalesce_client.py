@@ -6,17 +6,19 @@ One file, standard library only, Python 3.9+. Copy it next to your agent:
 
     c = Client("http://127.0.0.1:7700")          # or Client(socket_path="/run/coalesce.sock")
     r = c.get(b"what is 6 times 7?")             # blocks; r.value, r.source, r.key
-    p = c.start(b"a long question")              # Result if cached, else Pending(key, started)
+    p = c.start(b"a long question")              # Result if cached, else Pending(key, started, ...)
     r = c.wait(p, timeout=30)                    # polls GET /v1/results/KEY with a back-off
     rs = c.get_many([b"a", b"b"])                # Result or CoalesceError per input, in order
+    r = c.get(b"x", namespace="tenant-a", version="v2")  # or Client(namespace=..., version=...)
+    n = c.delete_namespace("tenant-a")           # results deleted from the daemon's disk
 
 The one thing to know: a Client keeps one keep-alive connection per
 thread, so calling it in a loop costs no new connection per request, and
 one Client may be shared by threads. A call that fails raises a
 CoalesceError subclass named after the daemon's error code
-(Overloaded, Timeout, InputTooLarge, Unauthorized, NotFound, ShuttingDown);
-network failures and the client's own socket timeout raise the usual
-OSError subclasses (ConnectionError, TimeoutError).
+(Overloaded, Timeout, InputTooLarge, BadNamespace, Unauthorized, NotFound,
+ShuttingDown); network failures and the client's own socket timeout raise
+the usual OSError subclasses (ConnectionError, TimeoutError).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "Overloaded",
     "Timeout",
     "InputTooLarge",
+    "BadNamespace",
     "Unauthorized",
     "NotFound",
     "ShuttingDown",
@@ -47,8 +50,10 @@ __all__ = [
 
 
 class Result(NamedTuple):
-    """A result: its bytes, how the daemon served it ("hit", "joined" or
-    "computed"), and its key (None for the items of a batch)."""
+    """A result: its bytes, how the daemon served it ("hit" from its
+    memory, "loaded" from a tier behind it: its disk, or another daemon
+    through Redis; "joined" or "computed"), and its key (None for the items
+    of a batch)."""
 
     value: bytes
     source: str
@@ -56,11 +61,15 @@ class Result(NamedTuple):
 
 
 class Pending(NamedTuple):
-    """A result being computed: its key, to poll, and whether this request
-    started the computation rather than joining one in flight."""
+    """A result being computed: its key, to poll, whether this request
+    started the computation rather than joining one in flight, and the
+    namespace and version it was asked in ("" for the default namespace and
+    the daemon's --version), which poll and wait use."""
 
     key: str
     started: bool
+    namespace: str = ""
+    version: str = ""
 
 
 class CoalesceError(Exception):
@@ -89,6 +98,12 @@ class InputTooLarge(CoalesceError):
     """413 input_too_large: the input is over the daemon's --max-input."""
 
 
+class BadNamespace(CoalesceError):
+    """400 bad_namespace: the namespace or version is not up to 128 bytes
+    of printable ASCII without spaces, or the daemon already serves the
+    most namespace and version pairs it may (4096)."""
+
+
 class Unauthorized(CoalesceError):
     """401: the daemon wants a bearer token (token=...) and got none, or a
     wrong one."""
@@ -109,6 +124,7 @@ _ERRORS_BY_CODE = {
     "timeout": Timeout,
     "wait_exceeded": Timeout,
     "input_too_large": InputTooLarge,
+    "bad_namespace": BadNamespace,
     "unauthorized": Unauthorized,
     "not_found": NotFound,
     "shutting_down": ShuttingDown,
@@ -118,6 +134,7 @@ _ERRORS_BY_CODE = {
 # code but no status of their own.
 _STATUS_BY_CODE = {
     "bad_request": 400,
+    "bad_namespace": 400,
     "unauthorized": 401,
     "not_found": 404,
     "input_too_large": 413,
@@ -128,6 +145,7 @@ _STATUS_BY_CODE = {
     "too_many_waiters": 503,
     "shutting_down": 503,
     "cancelled": 503,
+    "tier_failed": 500,
 }
 
 # Without the daemon's JSON (a proxy in between, say), the status decides.
@@ -218,6 +236,11 @@ class Client:
     operation, in seconds (None: no bound; a blocking get then waits as
     long as the computation takes). batch_size bounds the inputs get_many
     sends per request (the daemon's --max-batch, 1024 by default).
+    namespace and version name the namespace and the version of the
+    computation that get, start, poll, wait and get_many ask in unless a
+    call names others (the Coalesce-Namespace and Coalesce-Version
+    headers): a result of one is never served for another. None or ""
+    means the default namespace, and the daemon's --version.
 
     Safe for use by many threads: each has its own connection, kept alive
     between calls. close() closes them all; a Client is also a context
@@ -231,6 +254,8 @@ class Client:
         socket_path: Optional[str] = None,
         timeout: Optional[float] = None,
         batch_size: int = 1024,
+        namespace: Optional[str] = None,
+        version: Optional[str] = None,
     ):
         u = urllib.parse.urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
@@ -241,6 +266,7 @@ class Client:
             raise ValueError("token contains a line break; strip the token file's trailing newline")
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size}: it must be at least 1")
+        self._namespace, self._version = self._scope(namespace, version, "", "")
         self._scheme = u.scheme
         self._host = u.hostname
         self._port = u.port
@@ -343,6 +369,29 @@ class Client:
         raise AssertionError("unreachable")
 
     @staticmethod
+    def _scope(namespace: Optional[str], version: Optional[str], default_ns: str, default_version: str):
+        """Returns the namespace and version a call asks in: the ones it
+        names, else the defaults. Only what cannot travel in a header is
+        refused here; the daemon applies its own rules (printable ASCII
+        without spaces, 128 bytes at most) and answers BadNamespace."""
+        ns = default_ns if namespace is None else namespace
+        ver = default_version if version is None else version
+        for what, v in (("namespace", ns), ("version", ver)):
+            if not isinstance(v, str):
+                raise TypeError(f"{what} {v!r}: want a str")
+            bad = [i for i, ch in enumerate(v) if ch < " " or ch == "\x7f"]
+            if bad:
+                raise ValueError(f"{what} {v!r} has a control character at {bad[0]}; the daemon allows printable ASCII without spaces")
+        return ns, ver
+
+    @staticmethod
+    def _scope_headers(headers: dict, ns: str, ver: str) -> None:
+        if ns:
+            headers["Coalesce-Namespace"] = ns
+        if ver:
+            headers["Coalesce-Version"] = ver
+
+    @staticmethod
     def _wait_header(headers: dict, wait: Optional[float]) -> None:
         if wait is not None:
             if wait < 1:
@@ -351,44 +400,63 @@ class Client:
 
     # -- the API
 
-    def get(self, input: bytes, wait: Optional[float] = None) -> Result:
+    def get(self, input: bytes, wait: Optional[float] = None, namespace: Optional[str] = None,
+            version: Optional[str] = None) -> Result:
         """Returns input's result, computed once however many clients ask
         at the same time; blocks until it is ready. wait, in whole seconds,
         bounds the wait on the daemon's side (Prefer: wait): beyond it,
-        Timeout with code wait_exceeded."""
+        Timeout with code wait_exceeded. namespace and version, if given,
+        replace the Client's for this call."""
         headers = {"Content-Type": "application/octet-stream"}
         self._wait_header(headers, wait)
+        self._scope_headers(headers, *self._scope(namespace, version, self._namespace, self._version))
         status, h, data = self._request("POST", "/v1/compute", bytes(input), headers)
         if status != 200:
             raise _response_error(status, h, data)
         return Result(data, h.get("Coalesce-Source", ""), h.get("Coalesce-Key"))
 
-    def start(self, input: bytes) -> Union[Result, Pending]:
+    def start(self, input: bytes, namespace: Optional[str] = None,
+              version: Optional[str] = None) -> Union[Result, Pending]:
         """Asks for input's result without waiting (Prefer: respond-async):
-        the Result if cached, else a Pending whose key poll and wait take.
-        The daemon keeps the computation alive for pollers for a while
-        (5 minutes by default) whether or not anyone polls."""
+        the Result if cached, else a Pending whose key poll and wait take,
+        in the namespace and version asked in. The daemon keeps the
+        computation alive for pollers for a while (5 minutes by default)
+        whether or not anyone polls. namespace and version are as for get."""
+        ns, ver = self._scope(namespace, version, self._namespace, self._version)
         headers = {"Content-Type": "application/octet-stream", "Prefer": "respond-async"}
+        self._scope_headers(headers, ns, ver)
         status, h, data = self._request("POST", "/v1/compute", bytes(input), headers)
         if status == 200:
             return Result(data, h.get("Coalesce-Source", ""), h.get("Coalesce-Key"))
         if status == 202:
             body = json.loads(data)
-            return Pending(str(body["key"]), bool(body.get("started", False)))
+            return Pending(str(body["key"]), bool(body.get("started", False)), ns, ver)
         raise _response_error(status, h, data)
 
-    def poll(self, key: Union[str, Pending]) -> Optional[Result]:
+    def poll(self, key: Union[str, Pending], namespace: Optional[str] = None,
+             version: Optional[str] = None) -> Optional[Result]:
         """Returns the result for key (a key string or a Pending) if it is
         ready, None while it is being computed; raises NotFound if it is
         neither cached nor being computed, or the computation's error.
         Given a Pending, the result's source is "computed" if it started
-        the computation, else "joined"; given a key, "hit"."""
-        result, _ = self._poll(key)
+        the computation (even if the daemon found it on its disk: its
+        answer does not tell), else "joined"; given a key, "hit".
+
+        The key is looked up in one namespace and version: the Pending's,
+        or for a key string the Client's, unless namespace and version name
+        others; and in the daemon's memory only, so a result its disk keeps
+        is found once a request with the input has loaded it."""
+        result, _ = self._poll(key, namespace, version)
         return result
 
-    def _poll(self, key: Union[str, Pending]):
-        k = key.key if isinstance(key, Pending) else str(key)
-        status, h, data = self._request("GET", "/v1/results/" + urllib.parse.quote(k, safe=""))
+    def _poll(self, key: Union[str, Pending], namespace: Optional[str], version: Optional[str]):
+        if isinstance(key, Pending):
+            k, scope = key.key, self._scope(namespace, version, key.namespace, key.version)
+        else:
+            k, scope = str(key), self._scope(namespace, version, self._namespace, self._version)
+        headers = {}
+        self._scope_headers(headers, *scope)
+        status, h, data = self._request("GET", "/v1/results/" + urllib.parse.quote(k, safe=""), headers=headers)
         if status == 202:
             return None, _retry_after(h.get("Retry-After"))
         if status != 200:
@@ -398,16 +466,18 @@ class Client:
             source = "computed" if key.started else "joined"
         return Result(data, source, k), None
 
-    def wait(self, key: Union[str, Pending], timeout: Optional[float] = None) -> Result:
+    def wait(self, key: Union[str, Pending], timeout: Optional[float] = None, namespace: Optional[str] = None,
+             version: Optional[str] = None) -> Result:
         """Polls until the result for key (a key string or a Pending) is
         ready and returns it, or raises the computation's error. The
         interval starts at 10 ms and doubles up to the daemon's Retry-After
         (1 s). With timeout, in seconds, raises TimeoutError once it has
-        passed; the computation goes on on the daemon."""
+        passed; the computation goes on on the daemon. namespace and
+        version are as for poll."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _FIRST_POLL
         while True:
-            result, retry = self._poll(key)
+            result, retry = self._poll(key, namespace, version)
             if result is not None:
                 return result
             cap = retry if retry else _DEFAULT_POLL_CAP
@@ -421,18 +491,22 @@ class Client:
                 pause = min(pause, left)
             time.sleep(pause)
 
-    def get_many(self, inputs: Sequence[bytes], wait: Optional[float] = None) -> List[Union[Result, CoalesceError]]:
+    def get_many(self, inputs: Sequence[bytes], wait: Optional[float] = None, namespace: Optional[str] = None,
+                 version: Optional[str] = None) -> List[Union[Result, CoalesceError]]:
         """Returns, for each input in order, its Result or the
         CoalesceError it failed with (returned, not raised), in one request
-        per batch_size inputs (the binary batch framing). An error of a
-        whole request (a bad token, a batch over the daemon's limits) is
-        raised. wait is as for get."""
+        per batch_size inputs (the binary batch framing, which has no
+        outcome for "loaded": a result the daemon found on its disk comes
+        back as "computed"). An error of a whole request (a bad token, a
+        batch over the daemon's limits, a bad namespace) is raised. wait,
+        namespace and version are as for get."""
+        scope = self._scope(namespace, version, self._namespace, self._version)
         out: List[Union[Result, CoalesceError]] = []
         for lo in range(0, len(inputs), self._batch_size):
-            out.extend(self._batch(inputs[lo : lo + self._batch_size], wait))
+            out.extend(self._batch(inputs[lo : lo + self._batch_size], wait, scope))
         return out
 
-    def _batch(self, inputs: Sequence[bytes], wait: Optional[float]) -> List[Union[Result, CoalesceError]]:
+    def _batch(self, inputs: Sequence[bytes], wait: Optional[float], scope) -> List[Union[Result, CoalesceError]]:
         parts = []
         for i in inputs:
             b = bytes(i)
@@ -440,6 +514,7 @@ class Client:
             parts.append(b)
         headers = {"Content-Type": _BATCH_TYPE}
         self._wait_header(headers, wait)
+        self._scope_headers(headers, *scope)
         status, h, data = self._request("POST", "/v1/compute/batch", b"".join(parts), headers)
         if status != 200:
             raise _response_error(status, h, data)
@@ -453,6 +528,32 @@ class Client:
         if status != 200:
             raise _response_error(status, h, data)
         return json.loads(data)
+
+    def delete_namespace(self, namespace: str, version: Optional[str] = None) -> int:
+        """Deletes the results of namespace ("" for the default one), of
+        every version, or of version only (DELETE /v1/namespaces/NAME), and
+        returns how many the daemon deleted from its disk (0 without one).
+        The daemon stops serving them from its memory at once. It names the
+        namespace in its arguments, whatever the Client's own.
+
+        Results kept in Redis (a daemon run with --redis) and in other
+        daemons' memory are not deleted, and a computation running
+        meanwhile still delivers and stores its result. CoalesceError with
+        code tier_failed (500): the memory forgot them but the disk failed
+        to delete them; call again."""
+        if namespace == "_":
+            raise ValueError('namespace "_": the daemon reads "_" as the default namespace; '
+                             'a namespace named "_" cannot be deleted over HTTP')
+        ns, ver = self._scope(namespace, version, "", "")
+        # "." and ".." are escaped too, or the daemon's router would clean
+        # them away; "_" names the default namespace.
+        path = "/v1/namespaces/" + (urllib.parse.quote(ns, safe="").replace(".", "%2E") if ns else "_")
+        if ver:
+            path += "?version=" + urllib.parse.quote(ver, safe="")
+        status, h, data = self._request("DELETE", path)
+        if status != 200:
+            raise _response_error(status, h, data)
+        return int(json.loads(data)["deleted"])
 
 
 def _decode_batch(data: bytes, n: int) -> List[Union[Result, CoalesceError]]:

@@ -43,6 +43,9 @@ DAEMON_FLAGS = {
     "glacial": ["--demo-min", "10s", "--demo-max", "10s"],
     # One worker, a queue of one, one waiter at most.
     "tight": ["--demo-min", "2s", "--demo-max", "2s", "--workers", "1", "--queue", "1", "--max-waiters", "1"],
+    # The defaults, for the tests that delete namespaces and restart the
+    # daemon on its disk tier without disturbing the others.
+    "durable": [],
 }
 
 _tmp = None
@@ -100,6 +103,8 @@ def daemon(name):
             return _daemons[name]
         sock = os.path.join(_tmp, name + ".sock")
         ready = os.path.join(_tmp, name + ".ready")
+        if os.path.exists(ready):
+            os.remove(ready)  # a restarted daemon's previous one
         args = [_bin, "serve", "--addr", "127.0.0.1:0", "--socket", sock, "--ready-file", ready,
                 "--grace", "1s", "--log-level", "warn", "--data-dir", os.path.join(_tmp, name + ".data")]
         token = None
@@ -111,7 +116,9 @@ def daemon(name):
             args += ["--token-file", tf]
         args += DAEMON_FLAGS[name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COALESCE_")}
-        log = open(os.path.join(_tmp, name + ".log"), "w+b")
+        # Appended to, so that a restarted daemon's log follows its
+        # predecessor's.
+        log = open(os.path.join(_tmp, name + ".log"), "a+b")
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 preexec_fn=_die_with_parent)
         d = Daemon(name, None, sock, token, proc, log)
@@ -134,6 +141,27 @@ def daemon(name):
             time.sleep(0.01)
 
 
+def restart(name):
+    """Stops the daemon named name with SIGTERM, as a service manager
+    would, and starts it again on the same flags and disk tier (--data-dir).
+    The new one listens on another port: use the returned Daemon."""
+    with _lock:
+        d = _daemons.pop(name, None)
+    if d is not None:
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            code = d.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            d.proc.wait()
+            raise RuntimeError(f"daemon {name} did not stop on SIGTERM within 10 s")
+        finally:
+            d.log.close()
+        if code != 0:
+            raise RuntimeError(f"daemon {name} exited with {code} on SIGTERM")
+    return daemon(name)
+
+
 _counter = [0]
 
 
@@ -141,6 +169,12 @@ def unique(label):
     """An input no other test asks for, so that its first get computes it."""
     _counter[0] += 1
     return f"{label}/{os.getpid()}/{time.time_ns()}/{_counter[0]}".encode()
+
+
+def unique_name(label):
+    """A namespace no other test uses."""
+    _counter[0] += 1
+    return f"{label}-{os.getpid()}-{time.time_ns()}-{_counter[0]}"
 
 
 TRANSPORTS = ("tcp", "unix")
@@ -408,9 +442,162 @@ class ClientTest(unittest.TestCase):
             self.assertIn(k, s)
         self.assertGreater(s["Computed"], 0)
 
+    def test_namespaces(self):
+        """A result is served only in the namespace and version it was
+        computed in: by input (get, start, get_many) and by key (poll)."""
+        d = daemon("fast")
+        for t in TRANSPORTS:
+            with self.subTest(transport=t):
+                tenant = unique_name("tenant")
+                c = self.client(d, t)
+                a = self.client(d, t, namespace=tenant)
+                data = unique("x")
+                scopes = [  # (client, per-call namespace, per-call version)
+                    ("default", c, None, None),
+                    ("tenant", a, None, None),
+                    ("tenant v2", a, None, "v2"),
+                    ("tenant b", c, tenant + "-b", None),
+                    ("default v2", a, "", "v2"),
+                ]
+                first = {}
+                for name, cl, ns, ver in scopes:
+                    r = cl.get(data, namespace=ns, version=ver)
+                    self.assertEqual(r.source, "computed", f"{name}: not another namespace's or version's result")
+                    first[name] = r
+                for name, cl, ns, ver in scopes:
+                    r = cl.get(data, namespace=ns, version=ver)
+                    self.assertEqual((r.source, r.key), ("hit", first[name].key), name)
+                keys = {r.key for r in first.values()}
+                self.assertEqual(len(keys), len(scopes), "one key per namespace and version")
+                # The demo executor's result depends on the input only.
+                self.assertEqual({r.value for r in first.values()}, {first["default"].value})
+
+                # By key: found in its own namespace and version only.
+                ka = first["tenant"].key
+                self.assertEqual(a.poll(ka).source, "hit")
+                self.assertEqual(c.poll(ka, namespace=tenant).source, "hit")
+                for cl, ns, ver in ((c, None, None), (a, None, "v2"), (a, "", None), (c, tenant + "-b", None)):
+                    with self.assertRaises(cc.NotFound, msg=f"{ns!r} {ver!r}"):
+                        cl.poll(ka, namespace=ns, version=ver)
+
+                # start, then poll and wait in the Pending's namespace and
+                # version, whatever the Client's.
+                later = unique("async")
+                p = c.start(later, namespace=tenant, version="v2")
+                self.assertEqual((p.namespace, p.version), (tenant, "v2"))
+                self.assertEqual(c.wait(p, timeout=20).source, "computed")
+                self.assertEqual(c.poll(p).source, "computed")
+                self.assertEqual(a.get(later, version="v2").source, "hit")
+                self.assertEqual(a.get(later).source, "computed", "another version")
+                with self.assertRaises(cc.NotFound):
+                    c.poll(p.key)
+
+                # A batch: each namespace and version has its own results.
+                fresh = unique("fresh")
+                rs = a.get_many([data, fresh], namespace=tenant + "-b")
+                self.assertEqual([r.source for r in rs], ["hit", "computed"])
+                rs = a.get_many([fresh])
+                self.assertEqual([r.source for r in rs], ["computed"])
+                self.assertEqual(a.get(fresh).source, "hit")
+
+    def test_bad_namespace(self):
+        """A namespace or version the daemon refuses is a 400 bad_namespace
+        (BadNamespace) for every call; what cannot be sent in a header is
+        refused before any request."""
+        d = daemon("fast")
+        good = self.client(d)
+        key = good.get(b"x").key
+        for ns, ver in (("has space", None), ("caf\u00e9", None), ("n" * 129, None), ("ok", "v 2"), (None, "v" * 129)):
+            with self.subTest(namespace=ns, version=ver):
+                c = self.client(d, namespace=ns, version=ver)
+                calls = {
+                    "get": lambda: c.get(b"x"),
+                    "start": lambda: c.start(b"x"),
+                    "poll": lambda: c.poll(key),
+                    "get_many": lambda: c.get_many([b"x", b"y"]),
+                    "per-call get": lambda: good.get(b"x", namespace=ns, version=ver),
+                    "delete_namespace": lambda: good.delete_namespace(ns or "", ver),
+                }
+                for name, call in calls.items():
+                    with self.assertRaises(cc.BadNamespace, msg=name) as cm:
+                        call()
+                    self.assertEqual((cm.exception.status, cm.exception.code), (400, "bad_namespace"), name)
+        # The daemon serves a namespace at its exact limit.
+        self.assertEqual(len(good.get(b"x", namespace="n" * 128).value), 128)
+        # Refused by the client, with no request.
+        for kw in ({"namespace": "a\n"}, {"version": "v\x00"}):
+            with self.assertRaises(ValueError, msg=str(kw)):
+                cc.Client(d.url, **kw)
+            with self.assertRaises(ValueError, msg=str(kw)):
+                good.get(b"x", **kw)
+        with self.assertRaises(ValueError):
+            good.delete_namespace("_")
+
+    def test_delete_namespace(self):
+        """One version, every version, the default namespace: the results
+        deleted are computed again, the others are not."""
+        d = daemon("durable")
+        for t in TRANSPORTS:
+            with self.subTest(transport=t):
+                c = self.client(d, t)
+                # Dots, a slash and a percent sign travel escaped in the path.
+                name = unique_name("del/../%x")
+                other = name + "-other"
+                data = unique("x")
+
+                def source(ns, ver=None):
+                    return c.get(data, namespace=ns, version=ver).source
+
+                for ns, ver in ((name, "v1"), (name, "v2"), (other, "v1")):
+                    self.assertEqual(source(ns, ver), "computed")
+                # One version: forgotten in memory, its one result deleted
+                # from the disk (saved there before the get was answered).
+                self.assertEqual(c.delete_namespace(name, "v2"), 1)
+                self.assertEqual(source(name, "v2"), "computed")
+                self.assertEqual(source(name, "v1"), "hit")
+                # Every version: v1's result and v2's new one.
+                self.assertEqual(c.delete_namespace(name), 2)
+                self.assertEqual(source(name, "v1"), "computed")
+                self.assertEqual(source(name, "v2"), "computed")
+                self.assertEqual(source(other, "v1"), "hit")
+                self.assertEqual(c.delete_namespace(name + "-unused"), 0)
+                # "" is the default namespace.
+                self.assertEqual(source(None), "computed")
+                self.assertGreaterEqual(c.delete_namespace(""), 1)
+                self.assertEqual(source(None), "computed")
+                self.assertEqual(source(other, "v1"), "hit")
+
+    def test_loaded_after_restart(self):
+        """A daemon restarted on its disk tier answers what it computed
+        before as "loaded", then from memory as a hit, in the right
+        namespace and version only."""
+        name = unique_name("restart")
+        c = self.client(daemon("durable"), namespace=name)
+        kept, gone = unique("kept"), unique("deleted")
+        first = c.get(kept)
+        self.assertEqual(first.source, "computed")
+        c.get(gone)
+        c.get(gone, version="v2")
+        self.assertEqual(c.delete_namespace(name, "v2"), 1)
+
+        d = restart("durable")
+        for t in TRANSPORTS:
+            with self.subTest(transport=t):
+                c = self.client(d, t, namespace=name)
+                before = c.stats()["Loaded"]
+                r = c.get(kept)
+                want = "loaded" if t == "tcp" else "hit"  # the unix subtest follows the tcp one
+                self.assertEqual((r.source, r.value, r.key), (want, first.value, first.key))
+                self.assertEqual(c.get(kept).source, "hit")
+                self.assertEqual(c.stats()["Loaded"] - before, 1 if t == "tcp" else 0)
+        c = self.client(d, namespace=name)
+        self.assertEqual(c.get(gone).source, "loaded")
+        self.assertEqual(c.get(gone, version="v2").source, "computed", "the deleted version")
+        self.assertEqual(c.get(kept, namespace=name + "-other").source, "computed", "another namespace")
+
     def test_client_rejects(self):
         for kw in ({"base_url": "127.0.0.1:7700"}, {"base_url": "ftp://x:1"}, {"base_url": "http://x:1/?q"},
-                   {"token": "abc\n"}, {"batch_size": 0}):
+                   {"token": "abc\n"}, {"batch_size": 0}, {"namespace": "a\r"}):
             with self.assertRaises(ValueError, msg=str(kw)):
                 cc.Client(**kw)
 
@@ -431,6 +618,8 @@ class UnitTest(unittest.TestCase):
             (401, "unauthorized", cc.Unauthorized),
             (404, "not_found", cc.NotFound),
             (503, "shutting_down", cc.ShuttingDown),
+            (400, "bad_namespace", cc.BadNamespace),
+            (500, "tier_failed", cc.CoalesceError),
             (413, "batch_too_large", cc.CoalesceError),
             (502, "executor_failed", cc.CoalesceError),
         ]:
