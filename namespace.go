@@ -58,8 +58,12 @@ var ErrBadNamespace = errors.New("coalesce: bad namespace or version")
 
 // checkName checks a namespace or a version: up to LimitNameLength bytes
 // of printable ASCII without spaces, so that it can travel in a header, a
-// file name or a Redis key unescaped.
+// file name or a Redis key unescaped; and no namespace called "_", the
+// name under which the daemon's routes and tools take the default one.
 func checkName(what, s string) error {
+	if what == "namespace" && s == "_" {
+		return fmt.Errorf("%w: the namespace %q is reserved: the daemon and its tools name the default namespace (\"\") so", ErrBadNamespace, s)
+	}
 	if len(s) > LimitNameLength {
 		return fmt.Errorf("%w: the %s is %d bytes long; at most %d are allowed", ErrBadNamespace, what, len(s), LimitNameLength)
 	}

@@ -321,7 +321,7 @@ func TestNamespacesAndVersionsKeepResultsApart(t *testing.T) {
 	if again, _ := g.Namespace("a", "v1"); again != a {
 		t.Error("Namespace made a second handle for the same pair")
 	}
-	for _, bad := range []struct{ ns, v string }{{"has space", ""}, {"ok", "tab\t"}, {string(make([]byte, LimitNameLength+1)), ""}} {
+	for _, bad := range []struct{ ns, v string }{{"has space", ""}, {"ok", "tab\t"}, {"_", ""}, {string(make([]byte, LimitNameLength+1)), ""}} {
 		if _, err := g.Namespace(bad.ns, bad.v); !errors.Is(err, ErrBadNamespace) {
 			t.Errorf("Namespace(%q, %q): %v; want ErrBadNamespace", bad.ns, bad.v, err)
 		}

@@ -25,6 +25,7 @@ const (
 	outcomeHit      = 0
 	outcomeJoined   = 1
 	outcomeComputed = 2
+	outcomeLoaded   = 3
 	outcomeError    = 255
 )
 
@@ -32,9 +33,7 @@ const (
 // one, in one request per Options.BatchSize inputs. An input that fails
 // does not fail the others: errs[i] is input i's error. A request that
 // fails as a whole (a bad token, a batch over the daemon's limits, a bad
-// namespace, ctx ending) sets the error of each of its inputs. The
-// daemon's binary framing has no outcome for Loaded: a result it found in
-// a tier behind its memory comes back as Computed.
+// namespace, ctx ending) sets the error of each of its inputs.
 func (c *Client) GetMany(ctx context.Context, inputs [][]byte) ([]coalesce.Result, []error) {
 	results := make([]coalesce.Result, len(inputs))
 	errs := make([]error, len(inputs))
@@ -114,8 +113,8 @@ func decodeBatch(r io.Reader, results []coalesce.Result, errs []error) error {
 			return fmt.Errorf("%w: record %d declares %d bytes but the body ends after %d", errBatchResponse, i, size, n)
 		}
 		switch hdr[0] {
-		case outcomeHit, outcomeJoined, outcomeComputed:
-			results[i] = coalesce.Result{Value: payload.Bytes(), Source: [...]coalesce.Source{coalesce.Hit, coalesce.Joined, coalesce.Computed}[hdr[0]]}
+		case outcomeHit, outcomeJoined, outcomeComputed, outcomeLoaded:
+			results[i] = coalesce.Result{Value: payload.Bytes(), Source: [...]coalesce.Source{coalesce.Hit, coalesce.Joined, coalesce.Computed, coalesce.Loaded}[hdr[0]]}
 			if results[i].Value == nil {
 				results[i].Value = []byte{}
 			}
@@ -129,7 +128,7 @@ func decodeBatch(r io.Reader, results []coalesce.Result, errs []error) error {
 			}
 			errs[i] = &Error{Status: statusOf(e.Code), Code: e.Code, Message: e.Message}
 		default:
-			return fmt.Errorf("%w: record %d has outcome %d; known are 0, 1, 2 and 255", errBatchResponse, i, hdr[0])
+			return fmt.Errorf("%w: record %d has outcome %d; known are 0, 1, 2, 3 and 255", errBatchResponse, i, hdr[0])
 		}
 	}
 	if n, _ := br.Read(hdr[:1]); n > 0 {

@@ -21,7 +21,7 @@ import (
 //     big-endian length followed by that many bytes, back to back until the
 //     end of the body. The response, in the same type, is one record per
 //     input in order: a 1-byte outcome (0 hit, 1 joined, 2 computed,
-//     255 error), a 4-byte big-endian length, and that many bytes: the
+//     3 loaded, 255 error), a 4-byte big-endian length, and that many bytes: the
 //     result, or for an error its JSON object {"code": ..., "message": ...}.
 //   - application/json: {"inputs": ["<base64>", ...]}, answered with
 //     {"results": [{"value": "<base64>", "source": "hit"} |
@@ -33,6 +33,7 @@ const (
 	outcomeHit      = 0
 	outcomeJoined   = 1
 	outcomeComputed = 2
+	outcomeLoaded   = 3
 	outcomeError    = 255
 )
 
@@ -197,6 +198,8 @@ func outcomeOf(src coalesce.Source) byte {
 		return outcomeHit
 	case coalesce.Joined:
 		return outcomeJoined
+	case coalesce.Loaded:
+		return outcomeLoaded
 	}
 	return outcomeComputed
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/coalesce-go/coalesce"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -85,4 +87,15 @@ func toStrings(b [][]byte) []string {
 		s[i] = string(b[i])
 	}
 	return s
+}
+
+func TestOutcomeOfEverySource(t *testing.T) {
+	for src, want := range map[coalesce.Source]byte{
+		coalesce.Hit: outcomeHit, coalesce.Joined: outcomeJoined,
+		coalesce.Computed: outcomeComputed, coalesce.Loaded: outcomeLoaded,
+	} {
+		if got := outcomeOf(src); got != want {
+			t.Errorf("outcomeOf(%v) = %d; want %d", src, got, want)
+		}
+	}
 }

@@ -156,7 +156,7 @@ _FIRST_POLL = 0.01  # seconds: wait's first interval, doubled after each poll
 _DEFAULT_POLL_CAP = 1.0  # seconds: wait's longest interval without Retry-After
 
 _BATCH_TYPE = "application/vnd.coalesce.batch"
-_SOURCES = {0: "hit", 1: "joined", 2: "computed"}
+_SOURCES = {0: "hit", 1: "joined", 2: "computed", 3: "loaded"}
 _OUTCOME_ERROR = 255
 
 
@@ -495,9 +495,7 @@ class Client:
                  version: Optional[str] = None) -> List[Union[Result, CoalesceError]]:
         """Returns, for each input in order, its Result or the
         CoalesceError it failed with (returned, not raised), in one request
-        per batch_size inputs (the binary batch framing, which has no
-        outcome for "loaded": a result the daemon found on its disk comes
-        back as "computed"). An error of a whole request (a bad token, a
+        per batch_size inputs (the binary batch framing). An error of a whole request (a bad token, a
         batch over the daemon's limits, a bad namespace) is raised. wait,
         namespace and version are as for get."""
         scope = self._scope(namespace, version, self._namespace, self._version)
@@ -558,7 +556,7 @@ class Client:
 
 def _decode_batch(data: bytes, n: int) -> List[Union[Result, CoalesceError]]:
     """Decodes a binary batch response of n records: per input, a 1-byte
-    outcome (0 hit, 1 joined, 2 computed, 255 error), a 4-byte big-endian
+    outcome (0 hit, 1 joined, 2 computed, 3 loaded, 255 error), a 4-byte big-endian
     length and that many bytes, the result or the error's JSON."""
     out: List[Union[Result, CoalesceError]] = []
     off = 0
