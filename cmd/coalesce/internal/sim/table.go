@@ -334,9 +334,13 @@ func (r *Report) clusterLine() (string, bool) {
 		return "", false
 	}
 	c := cl.Cluster
-	line := fmt.Sprintf("cluster (%d nodes, one Redis): computations ÷ distinct inputs %.3f (%d computations of %d inputs); "+
+	nodes := fmt.Sprintf("%d nodes", c.Nodes)
+	if c.Nodes == 1 {
+		nodes = "1 node"
+	}
+	line := fmt.Sprintf("cluster (%s, one Redis): computations ÷ distinct inputs %.3f (%d computations of %d inputs); "+
 		"leases taken %d, stolen %d, lost %d; remote hits %d, remote joins %d; Redis errors %d.",
-		c.Nodes, cl.ComputationsPerInput, cl.Computations, cl.DistinctSent,
+		nodes, cl.ComputationsPerInput, cl.Computations, cl.DistinctSent,
 		c.LeasesTaken, c.LeasesStolen, c.LeasesLost, c.RemoteHits, c.RemoteJoins, c.RedisErrors)
 	pct := func(l Latency) string {
 		if l.N == 0 {
@@ -344,7 +348,7 @@ func (r *Report) clusterLine() (string, bool) {
 		}
 		return fmt.Sprintf("p50 %s, p99 %s", durString(l.P50), durString(l.P99))
 	}
-	line += fmt.Sprintf(" Redis's time on a miss's path (lease, then save): %s; on a remote result (the load that found it): %s.",
+	line += fmt.Sprintf(" Redis's time on a miss's path (the lease taken, then the result saved): %s; on a remote result (the load that found it): %s.",
 		pct(c.RedisPerMiss), pct(c.RedisPerRemote))
 	in, ok := r.Result(ours)
 	if !ok {
