@@ -365,6 +365,11 @@ func TestExpiresAndPromotion(t *testing.T) {
 	if r := load(t, a, k2); string(r.Value) != "promoted" {
 		t.Errorf("promotion to a free key: %+v", r)
 	}
+	// An error without a lease (a farther tier's) is not this node's to record.
+	save(t, a, tierKey(33), coalesce.Outcome{Err: errors.New("elsewhere")})
+	if v := get(t, raw(t, addr), a.keysOf(tierKey(33)).result); v != "<nil>" {
+		t.Errorf("an error without a lease was stored: %q", v)
+	}
 	// Already stale: the lease is released, nothing stored.
 	k3 := tierKey(32)
 	r = load(t, a, k3)
