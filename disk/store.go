@@ -64,7 +64,10 @@ func Open(o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: creating the store's directory: %w", err)
 	}
+	cache := pebble.NewCache(cacheBytes)
+	defer cache.Unref() // the engine holds its own reference
 	popts := &pebble.Options{
+		Cache: cache,
 		// The plain file system, not the engine's default wrapper that
 		// watches for slow disks: that wrapper's goroutine outlives a
 		// failed Open (a directory locked by another process).
@@ -113,6 +116,10 @@ func Open(o Options) (*Store, error) {
 	go s.commitLoop()
 	return s, nil
 }
+
+// cacheBytes is the engine's block cache: enough for the index and filter
+// blocks of a 10 GiB store (so that a miss reads no file) and some data.
+const cacheBytes = 64 << 20
 
 // openEngine turns the engine's panics on a damaged directory into errors.
 func openEngine(dir string, popts *pebble.Options) (db *pebble.DB, err error) {
