@@ -80,8 +80,9 @@ type redisServer struct {
 }
 
 // startRedis starts redis-server on 127.0.0.1:port (a free one for 0),
-// with no persistence, and waits until it answers.
-func startRedis(dir string, port int) (*redisServer, error) {
+// with no persistence and the extra arguments, and waits until it
+// answers.
+func startRedis(dir string, port int, extra ...string) (*redisServer, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		p := port
 		if p == 0 {
@@ -96,6 +97,7 @@ func startRedis(dir string, port int) (*redisServer, error) {
 		s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(p),
 			"--dir", dir, "--save", "", "--appendonly", "no",
 			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", p)))
+		s.cmd.Args = append(s.cmd.Args, extra...)
 		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := s.cmd.Start(); err != nil {
 			return nil, err
