@@ -10,8 +10,10 @@ package disk
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,9 +158,10 @@ func BenchmarkBytesPerResult(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range b.N {
 		k := tk("", "v1", i)
-		if err := st.Save(ctx, k, coalesce.Outcome{Value: valueOf(k)}); err != nil {
+		if err := st.Save(ctx, k, coalesce.Outcome{Value: randomValue(rng)}); err != nil {
 			if err == ErrQueueFull {
 				_ = st.Flush()
 				continue
@@ -185,6 +188,16 @@ func BenchmarkBytesPerResult(b *testing.B) {
 	b.ReportMetric(float64(asWritten)/n, "B/result-as-written")
 	b.ReportMetric(float64(filesBytes(b, dir))/n, "B/result-compacted")
 	b.ReportMetric(float64(stats.Bytes)/n, "B/result-accounted")
+}
+
+// randomValue is a 128-byte result that does not compress, as a hash or
+// an embedding would not; the tests' valueOf repeats itself.
+func randomValue(rng *rand.Rand) []byte {
+	v := make([]byte, 0, 128)
+	for len(v) < 128 {
+		v = binary.LittleEndian.AppendUint64(v, rng.Uint64())
+	}
+	return v
 }
 
 func filesBytes(b *testing.B, dir string) int64 {
@@ -245,13 +258,14 @@ func buildStore(b *testing.B, dir string, n int) {
 		b.Fatal(err)
 	}
 	m := st.meta
+	rng := rand.New(rand.NewPCG(1, 2))
 	const chunk = 20_000
 	for i := 0; i < n; i += chunk {
 		batch := st.db.NewBatch()
 		for j := i; j < i+chunk && j < n; j++ {
 			k := tk("", "v1", j)
 			rk, _ := recordKey(k)
-			rec := appendRecord(nil, rk, m.gen, 0, valueOf(k))
+			rec := appendRecord(nil, rk, m.gen, 0, randomValue(rng))
 			set(batch, rk, rec)
 			set(batch, genKey(m.gen, rk), nil)
 			m.bytes += cost(rk, len(rec))
