@@ -49,7 +49,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 		cacheMiB   = fs.Int64("cache-mib", 1024, fmt.Sprintf("result cache budget in MiB of the designs that cache, 1 to %d", sim.MaxCacheBytes>>20))
 		seed       = fs.Uint64("seed", 1, "seed of the request stream, not 0")
 	)
-	fs.StringVar(&cfg.Redis, "redis", "", "host:port of a Redis server for the cluster design (scripts/redis starts a throwaway one); each run writes under a fresh key prefix and deletes it")
+	fs.StringVar(&cfg.Redis, "redis", "", "the Redis server of the cluster design, host:port or a redis:// URL (scripts/redis starts a throwaway one); each run writes under a fresh key prefix and deletes it")
 	fs.IntVar(&cfg.Nodes, "nodes", 3, fmt.Sprintf("nodes of the cluster design, each a Group with --workers of its own and its own Redis connection, 1 to %d", sim.MaxNodes))
 	fs.IntVar(&cfg.Agents, "agents", 20, fmt.Sprintf("agents sending requests, 1 to %d and at most --in-flight", sim.MaxAgents))
 	fs.IntVar(&cfg.InFlight, "in-flight", 50, fmt.Sprintf("requests the agents may have outstanding in total, --agents to %d", sim.MaxInFlight))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,13 +91,19 @@ var errNoRedis = errors.New(`the cluster design needs a Redis server: give --red
 // newNode joins one node to the cluster: its tier, the secret shared
 // through Redis (so that every node keys an input alike), and its Group.
 func (d *clusterDesign) newNode(ctx context.Context, p designParams) (*clusterNode, error) {
-	tier, err := cluster.New(ctx, cluster.Options{
-		Addr:   d.addr,
+	opts := cluster.Options{
 		Prefix: d.prefix,
 		// Redis errors are counted (Stats.RedisErrors, in the report);
 		// a log line each would only break the progress bar.
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	// Like `coalesce serve --redis`: host:port, or a redis:// URL.
+	if strings.Contains(d.addr, "://") {
+		opts.URL = d.addr
+	} else {
+		opts.Addr = d.addr
+	}
+	tier, err := cluster.New(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("--redis %s: %w", d.addr, err)
 	}
@@ -105,10 +112,10 @@ func (d *clusterDesign) newNode(ctx context.Context, p designParams) (*clusterNo
 		tier.Close()
 		return nil, fmt.Errorf("--redis %s: %w", d.addr, err)
 	}
-	opts := coalesceOptions(p)
-	opts.Secret = secret
-	opts.Tiers = []coalesce.Tier{&timedTier{tier: tier, d: d}}
-	g, err := coalesce.New(coalesce.Func(p.task), opts)
+	gopts := coalesceOptions(p)
+	gopts.Secret = secret
+	gopts.Tiers = []coalesce.Tier{&timedTier{tier: tier, d: d}}
+	g, err := coalesce.New(coalesce.Func(p.task), gopts)
 	if err != nil {
 		tier.Close()
 		return nil, err
@@ -156,8 +163,16 @@ func (d *clusterDesign) close() {
 // reads, under a prefix of their own. On a Redis Cluster, SCAN sees only
 // the node it is sent to.
 func (d *clusterDesign) deleteKeys() {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{d.addr}, DisableCache: true,
-		Dialer: net.Dialer{Timeout: clusterTimeout}})
+	co := rueidis.ClientOption{InitAddress: []string{d.addr}}
+	if strings.Contains(d.addr, "://") {
+		var err error
+		if co, err = rueidis.ParseURL(d.addr); err != nil {
+			return
+		}
+	}
+	co.DisableCache = true
+	co.Dialer = net.Dialer{Timeout: clusterTimeout}
+	c, err := rueidis.NewClient(co)
 	if err != nil {
 		return
 	}
