@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -522,5 +523,73 @@ func TestTrackingConnectionDropped(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("b missed the write after its connection dropped")
+	}
+}
+
+// TestLeaseLapses: a live owner that never finishes holds the input for
+// LeaseTTL at most; then a waiter takes it (woken by the expiry's
+// invalidation), and the old owner's late write is fenced out.
+func TestLeaseLapses(t *testing.T) {
+	o := testOptions(t, needRedis(t))
+	o.LeaseTTL = 1500 * time.Millisecond
+	o.PollInterval = 10 * time.Second
+	a, b := newTier(t, o), newTier(t, o)
+	k := tierKey(100)
+	ra := load(t, a, k)
+	start := time.Now()
+	rb := load(t, b, k)
+	if rb.Lease == nil {
+		t.Fatalf("b's Load = %+v, want the lapsed lease", rb)
+	}
+	if d := time.Since(start); d < time.Second || d > 4*time.Second {
+		t.Errorf("b took the lease after %v; LeaseTTL is %v", d, o.LeaseTTL)
+	}
+	save(t, b, k, coalesce.Outcome{Value: []byte("b"), Lease: rb.Lease})
+	save(t, a, k, coalesce.Outcome{Value: []byte("a"), Lease: ra.Lease})
+	if s := a.Stats(); s.LeasesLost != 1 {
+		t.Errorf("a's stats %+v", s)
+	}
+	if r := load(t, a, k); string(r.Value) != "b" {
+		t.Errorf("Load = %+v, want b's result", r)
+	}
+}
+
+// TestGroupsShareTier: two Groups of one process on one Tier coalesce
+// through it too: the second waits for the first's lease.
+func TestGroupsShareTier(t *testing.T) {
+	tier := newTier(t, testOptions(t, needRedis(t)))
+	secret := make([]byte, 32)
+	var calls atomic.Int32
+	started := make(chan struct{}, 2)
+	fn := func(ctx context.Context, in []byte) ([]byte, error) {
+		calls.Add(1)
+		started <- struct{}{}
+		time.Sleep(300 * time.Millisecond)
+		return []byte("v"), nil
+	}
+	var gs []*coalesce.Group
+	for range 2 {
+		g, err := coalesce.New(fn, coalesce.Options{Workers: 2, Tiers: []coalesce.Tier{tier}, Secret: secret, CacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		gs = append(gs, g)
+	}
+	done := make(chan coalesce.Result, 1)
+	go func() {
+		r, _ := gs[0].Get(context.Background(), []byte("in"))
+		done <- r
+	}()
+	<-started
+	r, err := gs[1].Get(context.Background(), []byte("in"))
+	if err != nil || string(r.Value) != "v" || r.Source != coalesce.Loaded {
+		t.Errorf("second Group's Get = %+v, %v", r, err)
+	}
+	if r := <-done; r.Source != coalesce.Computed {
+		t.Errorf("first Group's Get = %+v", r)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d computations", n)
 	}
 }
