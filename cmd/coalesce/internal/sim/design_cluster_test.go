@@ -51,8 +51,10 @@ func TestClusterRun(t *testing.T) {
 		t.Fatalf("cluster figures %+v; want those of 3 nodes", c)
 	}
 	if r.Errors != 0 || r.Computations != int64(r.DistinctSent) || r.Duplicates != 0 || r.ComputationsPerInput != 1 {
-		t.Errorf("%d errors, %d computations of %d distinct inputs sent (%d duplicates, %.3f per input); want no errors and each input computed once across the nodes",
-			r.Errors, r.Computations, r.DistinctSent, r.Duplicates, r.ComputationsPerInput)
+		// A Redis round trip past cluster.Options.Timeout (a Redis
+		// error) makes a node compute on its own: say so if it happened.
+		t.Errorf("%d errors, %d computations of %d distinct inputs sent (%d duplicates, %.3f per input; %d Redis errors); want no errors and each input computed once across the nodes",
+			r.Errors, r.Computations, r.DistinctSent, r.Duplicates, r.ComputationsPerInput, c.RedisErrors)
 	}
 	if int64(r.Misses) != r.Computations || c.LeasesTaken != uint64(r.Computations) {
 		t.Errorf("%d misses, %d leases taken, %d computations; want one of each per computation", r.Misses, c.LeasesTaken, r.Computations)
