@@ -29,7 +29,7 @@ import (
 // tier coalesces it; the replay's task counter, shared by the nodes,
 // counts the computations of all of them.
 //
-// Every design is built with a fresh random key prefix, so a run never
+// Every build of the design takes a fresh random key prefix, so a run never
 // finds the results of an earlier one (or of checkDesigns' trial build);
 // close deletes the keys under it.
 //
