@@ -217,7 +217,7 @@ func (t *Tier) claim(ctx context.Context, k keys, dead string) (claimed, error) 
 	ttl := strconv.FormatInt(t.opts.LeaseTTL.Milliseconds(), 10)
 	holder := t.node + ":" + strconv.FormatUint(t.claims.Add(1), 10)
 	res, err := claimScript.Exec(ctx, t.client, []string{k.result, k.fence}, []string{holder, ttl, dead}).ToArray()
-	if err != nil {
+	if err != nil && mayHaveRun(err) {
 		// The script may have run, and taken a lease nobody will use.
 		t.repair(func(ctx context.Context) error {
 			return abandonScript.Exec(ctx, t.client, []string{k.result}, []string{":" + holder}).Error()
@@ -362,13 +362,22 @@ func (t *Tier) load(ctx context.Context, k keys) (coalesce.TierResult, error) {
 	}
 }
 
-// twice runs a round trip, and runs it again if it failed otherwise than
-// by a timeout: the first command on a connection that dropped while idle
-// fails (EOF), and the next one dials a new connection. A timeout is not
-// retried, so that a Redis that hangs costs one Timeout.
+// mayHaveRun reports whether a command that failed with err may still
+// have run: anything but an error reply from Redis (a timeout, a dropped
+// connection) leaves it unknown.
+func mayHaveRun(err error) bool {
+	_, refused := rueidis.IsRedisErr(err)
+	return !refused
+}
+
+// twice runs a round trip, and runs it again if it failed by a connection
+// error: the first command on a connection that dropped while idle fails
+// (EOF), and the next one dials a new connection. A timeout is not
+// retried, so that a Redis that hangs costs one Timeout, nor an error
+// reply, which would come again.
 func (t *Tier) twice(ctx context.Context, op func() error) error {
 	err := op()
-	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || t.closed() {
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || !mayHaveRun(err) || t.closed() {
 		return err
 	}
 	return op()
@@ -472,8 +481,19 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 	if err != nil {
 		t.redisError("save", err)
 		// Left alone, the lease would keep the other nodes waiting until
-		// LeaseTTL, this node being alive: the write is tried again. args
-		// holds copies of the value, not out.Value.
+		// LeaseTTL, this node being alive. Redis refused the write (out of
+		// memory under noeviction, a value over proto-max-bulk-len): give
+		// the lease back, so that they compute themselves; the reply was
+		// lost: try the write again. args holds copies of the value, not
+		// out.Value.
+		if !mayHaveRun(err) {
+			if l != nil {
+				t.repair(func(ctx context.Context) error {
+					return releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error()
+				})
+			}
+			return fmt.Errorf("cluster: Redis refused to store %s: %w", k.result, err)
+		}
 		args = []string{owner, value, ttl, "1"} // the closure's own: twice's may still be read
 		t.repair(func(ctx context.Context) error {
 			n, err := writeScript.Exec(ctx, t.client, []string{k.result}, args).AsInt64()

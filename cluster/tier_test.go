@@ -593,3 +593,33 @@ func TestGroupsShareTier(t *testing.T) {
 		t.Errorf("%d computations", n)
 	}
 }
+
+// TestWriteRefused: a result Redis refuses to store (over its
+// proto-max-bulk-len here) is an error, and the lease is given back so
+// that the waiters compute themselves instead of waiting for LeaseTTL.
+func TestWriteRefused(t *testing.T) {
+	r := ownRedis(t)
+	c := raw(t, r.addr)
+	if err := c.Do(context.Background(), c.B().ConfigSet().ParameterValue().ParameterValue("proto-max-bulk-len", "1048576").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, r.addr)
+	o.PollInterval = 10 * time.Second
+	a, b := newTier(t, o), newTier(t, o)
+	k := tierKey(110)
+	ra := load(t, a, k)
+	done := make(chan coalesce.TierResult, 1)
+	go func() { done <- load(t, b, k) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := a.Save(context.Background(), k, coalesce.Outcome{Value: make([]byte, 2<<20), Lease: ra.Lease}); err == nil {
+		t.Fatal("Save of a value over proto-max-bulk-len succeeded")
+	}
+	select {
+	case rb := <-done:
+		if rb.Lease == nil {
+			t.Fatalf("b's Load = %+v, want the lease a gave back", rb)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b still waits for a lease whose write was refused")
+	}
+}
