@@ -231,9 +231,9 @@ func TestTierAnswerIsDelivered(t *testing.T) {
 
 func TestAbandonedLoadReleasesItsLease(t *testing.T) {
 	tier := newMapTier()
-	tier.block = make(chan struct{}) // never closed: only ctx ends a Load
+	tier.block = make(chan struct{}) // closed only after the first load: ctx ends it
 	tier.lease = "L"
-	tier.loadCtxs = make(chan context.Context, 1)
+	tier.loadCtxs = make(chan context.Context, 2)
 	var calls atomic.Int64
 	g := newGroup(t, echo(&calls), Options{Tiers: []Tier{tier}, Secret: testSecret})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -250,9 +250,7 @@ func TestAbandonedLoadReleasesItsLease(t *testing.T) {
 	<-lctx.Done() // the load is cancelled with its last waiter
 	eventually(t, "nothing in flight", func() bool { return g.Stats().InFlight == 0 })
 	// The next request loads again and computes.
-	tier.block = nil
-	close(tier.loadCtxs)
-	tier.loadCtxs = nil
+	close(tier.block) // the fields stay as they are: the first load may still read them
 	if r, err := g.Get(context.Background(), []byte("x")); err != nil || r.Source != Computed {
 		t.Fatalf("Get after abandonment: %v %v", err, r.Source)
 	}
