@@ -242,8 +242,8 @@ func (t *Tier) claim(ctx context.Context, k keys, dead string) (claimed, error) 
 
 // look reads an input's key, and claims it only if it is empty (or holds
 // the lease dead): most reads find a result (another node's), and a plain
-// GET costs Redis a tenth of the claim script's time (1-1.75 µs against
-// 9-23 µs measured, docs/CLUSTER.md), for one more round trip per
+// GET costs Redis a tenth of the claim script's time (1-2 µs against
+// 9-26 µs measured, docs/CLUSTER.md), for one more round trip per
 // computation.
 func (t *Tier) look(ctx context.Context, k keys, dead string) (claimed, error) {
 	if dead != "" {
