@@ -95,3 +95,38 @@ func TestErrorLogRateLimited(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// FuzzDecode: whatever a key under the prefix holds, decode answers a
+// value, a lease, an error or ErrCorrupt, and never panics; the entries
+// this package writes decode to what was written.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{"", "V", "Vabc", "L1:n:2", "L:n", "Ee", "Eexn msg", "Etn ", "E\xdbn m", "X", "L1::2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := decode("k", s)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decode(%q): %v", s, err)
+			}
+			return
+		}
+		switch d.tag {
+		case tagValue:
+			if string(d.value) != s[1:] {
+				t.Fatalf("decode(%q) value %q", s, d.value)
+			}
+		case tagLease:
+			if d.owner == "" {
+				t.Fatalf("decode(%q): a lease without an owner", s)
+			}
+		case tagNegative:
+			back := negativeEntry("other", d.err)
+			if d2, err := decode("k", back); err != nil || d2.err.Node != d.err.Node || d2.err.Message != d.err.Message {
+				t.Fatalf("decode(%q) → %q → %+v, %v", s, back, d2.err, err)
+			}
+		default:
+			t.Fatalf("decode(%q): tag %q", s, d.tag)
+		}
+	})
+}

@@ -153,7 +153,7 @@ func negativeEntry(node string, err error) string {
 	switch {
 	case errors.As(err, &r):
 		// A remote error saved again (a farther tier's, say) keeps its origin.
-		return string(tagNegative) + string(r.kind) + r.Node + " " + r.Message
+		return string([]byte{tagNegative, r.kind}) + r.Node + " " + r.Message
 	case errors.Is(err, coalesce.ErrTimeout):
 		kind = negTimeout
 	case errors.As(err, &p):
@@ -163,7 +163,7 @@ func negativeEntry(node string, err error) string {
 	if len(msg) > maxErrorMessage {
 		msg = msg[:maxErrorMessage]
 	}
-	return string(tagNegative) + string(kind) + node + " " + msg
+	return string([]byte{tagNegative, kind}) + node + " " + msg
 }
 
 // decoded is what an input's key holds.
@@ -191,7 +191,7 @@ func decode(key, s string) (decoded, error) {
 	case tagNegative:
 		if len(s) >= 2 {
 			node, msg, ok := strings.Cut(s[2:], " ")
-			if ok {
+			if ok && node != "" {
 				return decoded{tag: tagNegative, err: &RemoteError{Node: node, Message: msg, kind: s[1]}}, nil
 			}
 		}
