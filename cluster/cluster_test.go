@@ -58,7 +58,9 @@ func startNodes(t *testing.T, n int, c nodeConfig) []*node {
 // requests each over a shared set of inputs → one computation per
 // distinct input across the cluster, and the same answers everywhere.
 func TestNodesComputeOnce(t *testing.T) {
-	c := nodeConfig{addr: needRedis(t), prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: 2 * time.Second}
+	// Long liveness and Timeout: on a loaded machine a slow round trip or
+	// a late refresh would cost a duplicate, which this test counts.
+	c := nodeConfig{addr: needRedis(t), prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: 5 * time.Second, timeout: 5 * time.Second}
 	nodes := startNodes(t, 3, c)
 	asked := burst(t, nodes, 100, 40, "in")
 	sum, per := computed(nodes)
@@ -94,7 +96,7 @@ func TestNodeKilledMidComputation(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // they wait for the owner
 	owner.cmd.Process.Kill()
 	killed := time.Now()
-	limit := live + 100*time.Millisecond /* poll */ + task + 2*time.Second /* slack for a loaded machine */
+	limit := live + 100*time.Millisecond /* poll */ + task + 3*time.Second /* slack for a loaded machine */
 	sources := map[string]int{}
 	for _, nd := range others {
 		src, _ := nd.result("k", 2*limit)
@@ -159,7 +161,7 @@ func TestNodePausedIsFenced(t *testing.T) {
 // coalesce again, without a restart of their own.
 func TestNodesRedisRestart(t *testing.T) {
 	r := ownRedis(t)
-	c := nodeConfig{addr: r.addr, prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: time.Second}
+	c := nodeConfig{addr: r.addr, prefix: testPrefix(t), task: 30 * time.Millisecond, liveness: 3 * time.Second, timeout: 3 * time.Second}
 	nodes := startNodes(t, 3, c)
 	asked := burst(t, nodes, 50, 20, "a")
 	if sum, per := computed(nodes); sum != uint64(len(asked)) {
@@ -192,7 +194,7 @@ func TestNodesRedisRestart(t *testing.T) {
 	r.restart(t)
 	// The nodes reconnect at their next round trip; a liveness refresh or
 	// two later, their leases are recognised as alive again.
-	time.Sleep(time.Second)
+	time.Sleep(1500 * time.Millisecond)
 	before, _ = computed(nodes)
 	asked = burst(t, nodes, 100, 40, "b")
 	after, per := computed(nodes)

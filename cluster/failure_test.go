@@ -35,7 +35,7 @@ func TestRedisKilled(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("waiting Load = %v, want ErrUnavailable", err)
 		}
-		if d := time.Since(killed); d > o.Timeout+time.Second {
+		if d := time.Since(killed); d > o.Timeout+2*time.Second {
 			t.Errorf("waiting Load failed %v after Redis died", d)
 		}
 	case <-time.After(5 * time.Second):
@@ -50,7 +50,7 @@ func TestRedisKilled(t *testing.T) {
 		if err != nil || !errors.Is(rc.Err, ErrUnavailable) {
 			t.Errorf("FailClosed Load with Redis down = %+v, %v", rc, err)
 		}
-		if d := time.Since(start); d > 2*o.Timeout+time.Second {
+		if d := time.Since(start); d > 2*o.Timeout+2*time.Second {
 			t.Errorf("two Loads took %v with Redis down", d)
 		}
 	}
@@ -103,7 +103,7 @@ func TestRedisPaused(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Load with Redis paused = %v", err)
 	}
-	if d := time.Since(start); d > o.Timeout+500*time.Millisecond {
+	if d := time.Since(start); d > o.Timeout+2*time.Second {
 		t.Errorf("Load took %v with Redis paused; Timeout is %v", d, o.Timeout)
 	}
 	r.cmd.Process.Signal(syscall.SIGCONT)
@@ -139,7 +139,7 @@ func TestGroupWithoutRedis(t *testing.T) {
 	if err != nil || string(res.Value) != "v:b" {
 		t.Fatalf("Get with Redis down = %+v, %v", res, err)
 	}
-	if d := time.Since(start); d > o.Timeout+time.Second {
+	if d := time.Since(start); d > o.Timeout+2*time.Second {
 		t.Errorf("Get took %v with Redis down", d)
 	}
 	if g.Stats().TierErrors == 0 {

@@ -135,7 +135,7 @@ func TestJoinWokenByInvalidation(t *testing.T) {
 		if !r.Found || string(r.Value) != "v" {
 			t.Fatalf("b's Load = %+v", r)
 		}
-		if d := time.Since(start); d > time.Second {
+		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("b woke %v after the write; an invalidation should wake it at once", d)
 		}
 	case <-time.After(3 * time.Second):
@@ -311,7 +311,7 @@ func TestReleaseOnCancel(t *testing.T) {
 		if r.Lease == nil {
 			t.Fatalf("b's Load = %+v, want the released lease", r)
 		}
-		if d := time.Since(start); d > time.Second {
+		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("b took the lease %v after the release", d)
 		}
 	case <-time.After(3 * time.Second):
@@ -335,7 +335,7 @@ func TestLoadCancelled(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Load = %v, want the context's error", err)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Load returned %v after its context ended", d)
 	}
 	if s := b.Stats(); s.RedisErrors != 0 {
@@ -518,7 +518,7 @@ func TestTrackingConnectionDropped(t *testing.T) {
 		if string(r.Value) != "after the drop" {
 			t.Fatalf("b's Load = %+v", r)
 		}
-		if d := time.Since(start); d > 2*time.Second {
+		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("b woke %v after the write", d)
 		}
 	case <-time.After(5 * time.Second):
