@@ -287,3 +287,44 @@ func buildStore(b *testing.B, dir string, n int) {
 	}
 	fmt.Fprintf(os.Stderr, "built %d results in %v\n", n, time.Since(start).Round(time.Second))
 }
+
+// BenchmarkLoad10M: Loads on the store of 10 M results (see
+// BenchmarkOpen10M), present and absent, after a warm-up of 100,000.
+func BenchmarkLoad10M(b *testing.B) {
+	const n = 10_000_000
+	dir := filepath.Join(os.TempDir(), "coalesce-disk-10M")
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
+		buildStore(b, dir, n)
+	}
+	st := openT(b, Options{Dir: dir})
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		if _, err := st.Load(ctx, tk("", "v1", rng.IntN(n))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, present := range []bool{true, false} {
+		name := "hit"
+		if !present {
+			name = "miss"
+		}
+		b.Run(name, func(b *testing.B) {
+			lat := make([]time.Duration, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				j := rng.IntN(n)
+				if !present {
+					j += n
+				}
+				t0 := time.Now()
+				r, err := st.Load(ctx, tk("", "v1", j))
+				lat[i] = time.Since(t0)
+				if err != nil || r.Found != present {
+					b.Fatalf("Load %d: %v, found %v", j, err, r.Found)
+				}
+			}
+			b.StopTimer()
+			reportPercentiles(b, lat)
+		})
+	}
+}

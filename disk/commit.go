@@ -140,41 +140,43 @@ func (s *Store) applyBatch(reqs []*request) (err error) {
 		return ErrBroken
 	}
 	full := s.opts.ReserveBytes > 0 && freeBytes(s.opts.Dir) < uint64(s.opts.ReserveBytes)
-	b := s.db.NewIndexedBatch()
-	defer b.Close()
-	m := s.meta
-	var saves, writes int64
+	w := &writer{s: s, b: s.db.NewBatch(), pending: map[string][]byte{}, m: s.meta}
+	defer func() { w.b.Close() }()
+	m := &w.m
 	for _, r := range reqs {
 		switch r.op {
 		case opSave:
 			if full {
 				continue
 			}
-			s.removeOld(b, &m, r.rk)
+			w.removeOld(r.rk)
 			rec := appendRecord(make([]byte, 0, recordLen(len(r.value), r.expires)), r.rk, m.gen, r.expires, r.value)
-			set(b, r.rk, rec)
-			set(b, genKey(m.gen, r.rk), nil)
+			w.setRecord(r.rk, rec)
+			set(w.b, genKey(m.gen, r.rk), nil)
 			c := cost(r.rk, len(rec))
 			m.bytes += c
 			m.genBytes += c
 			m.entries++
-			saves++
+			w.saves++
 		case opTouch:
 			if full {
 				continue
 			}
-			rec, ok := s.read(b, r.rk)
-			if !ok || rec.gen == m.gen {
+			raw, ok := w.raw(r.rk)
+			if !ok {
+				continue
+			}
+			rec, derr := decodeRecord(r.rk, raw)
+			if derr != nil || rec.gen == m.gen {
 				continue
 			}
 			value := appendRecord(nil, r.rk, m.gen, rec.expires, rec.value)
-			del(b, genKey(rec.gen, r.rk))
-			set(b, r.rk, value)
-			set(b, genKey(m.gen, r.rk), nil)
+			del(w.b, genKey(rec.gen, r.rk))
+			w.setRecord(r.rk, value)
+			set(w.b, genKey(m.gen, r.rk), nil)
 			m.genBytes += cost(r.rk, len(value))
-			writes++
 		case opDrop:
-			raw, ok := s.raw(b, r.rk)
+			raw, ok := w.raw(r.rk)
 			if !ok {
 				continue
 			}
@@ -183,55 +185,48 @@ func (s *Store) applyBatch(reqs []*request) (err error) {
 				continue // replaced since by a good record
 			}
 			if derr == nil {
-				del(b, genKey(rec.gen, r.rk))
+				del(w.b, genKey(rec.gen, r.rk))
 			}
 			// A corrupt record's index entry cannot be found from it; the
 			// eviction scan drops it when it gets there.
-			del(b, r.rk)
+			w.delRecord(r.rk)
 			m.bytes -= cost(r.rk, len(raw))
 			m.entries--
 		case opDelete:
-			r.existed = s.removeOld(b, &m, r.rk)
+			r.existed = w.removeOld(r.rk)
 		case opRange:
-			n, bytes, ierr := s.measureRange(b, r.rk, r.end)
+			// The range is counted from the engine: what this batch wrote
+			// so far goes first (unsynced; the batch's own commit syncs
+			// the log up to it).
+			if !w.b.Empty() {
+				if err := w.commit(pebble.NoSync); err != nil {
+					return err
+				}
+			}
+			n, bytes, ierr := s.measureRange(r.rk, r.end)
 			if ierr != nil {
 				return ierr
 			}
-			if err := b.DeleteRange(r.rk, r.end, nil); err != nil {
+			if err := w.b.DeleteRange(r.rk, r.end, nil); err != nil {
 				return err
 			}
 			r.count = n
 			m.bytes -= bytes
 			m.entries -= n
+			// Committed at once, so that the requests after it, which
+			// read the engine, do not see the deleted records.
+			if err := w.commit(pebble.NoSync); err != nil {
+				return err
+			}
 		}
 	}
-	evicted := s.evict(b, &m)
+	w.evicted = s.evict(w)
 	if m.genBytes > s.opts.MaxBytes/generations {
 		m.gen++
 		m.genBytes = 0
 	}
-	// Corrupt records are counted at their stored size, not the size they
-	// were counted at: never let the drift go below zero.
-	m.bytes, m.entries = max(m.bytes, 0), max(m.entries, 0)
-	if m != s.meta {
-		set(b, metaKey, m.encode())
-	}
-	if b.Empty() && !full {
-		return nil
-	}
-	if !b.Empty() {
-		if err := commit(b); err != nil {
-			if errors.Is(err, errEngineBroken) {
-				s.health.broken.Store(true)
-				s.log.Error("disk: the engine cannot write any more; writes fail until the store is reopened", "err", err)
-				return fmt.Errorf("%w: %w", ErrBroken, err)
-			}
-			return fmt.Errorf("%w: %w", ErrWriteFailed, err)
-		}
-		s.meta = m
-		s.gen.Store(m.gen)
-		s.ctr.writes.Add(saves)
-		s.ctr.evictions.Add(evicted)
+	if err := w.commit(pebble.Sync); err != nil {
+		return err
 	}
 	if full {
 		if countSaves(reqs) > 0 {
@@ -243,18 +238,101 @@ func (s *Store) applyBatch(reqs []*request) (err error) {
 	return nil
 }
 
+// writer is one commit's batch, with the records it has written so far,
+// so that later requests in it see them without an indexed batch (whose
+// reads skip the bottom level's bloom filters).
+type writer struct {
+	s       *Store
+	b       *pebble.Batch
+	pending map[string][]byte // nil: deleted in this batch
+	m       meta
+
+	saves, evicted int64
+}
+
+func (w *writer) setRecord(rk, v []byte) {
+	set(w.b, rk, v)
+	w.pending[string(rk)] = v
+}
+
+func (w *writer) delRecord(rk []byte) {
+	del(w.b, rk)
+	w.pending[string(rk)] = nil
+}
+
+// raw returns the bytes stored under rk, as this batch leaves them.
+func (w *writer) raw(rk []byte) ([]byte, bool) {
+	if v, ok := w.pending[string(rk)]; ok {
+		return v, v != nil
+	}
+	v, closer, err := w.s.lookup(rk)
+	if err != nil {
+		return nil, false
+	}
+	v = bytes.Clone(v)
+	_ = closer.Close()
+	return v, true
+}
+
+// removeOld deletes the record under rk and its index entry, if there is
+// one, and takes it off the counts.
+func (w *writer) removeOld(rk []byte) bool {
+	raw, ok := w.raw(rk)
+	if !ok {
+		return false
+	}
+	if rec, err := decodeRecord(rk, raw); err == nil {
+		del(w.b, genKey(rec.gen, rk))
+	}
+	w.delRecord(rk)
+	w.m.bytes -= cost(rk, len(raw))
+	w.m.entries--
+	return true
+}
+
+// commit writes the batch with the counters, and starts a new one.
+func (w *writer) commit(opts *pebble.WriteOptions) error {
+	s := w.s
+	// Corrupt records are counted at their stored size, not the size they
+	// were counted at: never let the drift go below zero.
+	w.m.bytes, w.m.entries = max(w.m.bytes, 0), max(w.m.entries, 0)
+	if w.m != s.meta {
+		set(w.b, metaKey, w.m.encode())
+	}
+	if w.b.Empty() {
+		return nil
+	}
+	if err := commit(w.b, opts); err != nil {
+		if errors.Is(err, errEngineBroken) {
+			s.health.broken.Store(true)
+			s.log.Error("disk: the engine cannot write any more; writes fail until the store is reopened", "err", err)
+			return fmt.Errorf("%w: %w", ErrBroken, err)
+		}
+		return fmt.Errorf("%w: %w", ErrWriteFailed, err)
+	}
+	s.meta = w.m
+	s.gen.Store(w.m.gen)
+	s.ctr.writes.Add(w.saves)
+	s.ctr.evictions.Add(w.evicted)
+	w.saves, w.evicted = 0, 0
+	w.b.Close()
+	w.b = s.db.NewBatch()
+	clear(w.pending)
+	return nil
+}
+
 var errEngineBroken = errors.New("engine panicked")
 
-// commit syncs b. The engine panics (or calls Logger.Fatalf, which panics
+// commit writes b. The engine panics (or calls Logger.Fatalf, which panics
 // here) when its log cannot be written; that is turned into an error so
 // that the process goes on serving from memory.
-func commit(b *pebble.Batch) (err error) {
+func commit(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", errEngineBroken, r)
 		}
 	}()
-	return b.Commit(pebble.Sync)
+	return b.Commit(opts)
 }
 
 func countSaves(reqs []*request) int64 {
@@ -281,44 +359,8 @@ func del(b *pebble.Batch, k []byte) {
 	}
 }
 
-// raw returns a copy of the stored bytes of rk, seen through the batch.
-func (s *Store) raw(b *pebble.Batch, rk []byte) ([]byte, bool) {
-	v, closer, err := b.Get(rk)
-	if err != nil {
-		return nil, false
-	}
-	v = bytes.Clone(v)
-	_ = closer.Close()
-	return v, true
-}
-
-func (s *Store) read(b *pebble.Batch, rk []byte) (record, bool) {
-	raw, ok := s.raw(b, rk)
-	if !ok {
-		return record{}, false
-	}
-	rec, err := decodeRecord(rk, raw)
-	return rec, err == nil
-}
-
-// removeOld deletes the record under rk and its index entry, if there is
-// one, and takes it off the counts.
-func (s *Store) removeOld(b *pebble.Batch, m *meta, rk []byte) bool {
-	raw, ok := s.raw(b, rk)
-	if !ok {
-		return false
-	}
-	if rec, err := decodeRecord(rk, raw); err == nil {
-		del(b, genKey(rec.gen, rk))
-	}
-	del(b, rk)
-	m.bytes -= cost(rk, len(raw))
-	m.entries--
-	return true
-}
-
-func (s *Store) measureRange(b *pebble.Batch, start, end []byte) (n, size int64, err error) {
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+func (s *Store) measureRange(start, end []byte) (n, size int64, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -333,7 +375,8 @@ func (s *Store) measureRange(b *pebble.Batch, start, end []byte) (n, size int64,
 // back under its limit, at most maxEvictPerBatch of them. The index is
 // walked from a cursor, not from its start, so that the tombstones of
 // earlier evictions are not walked over again and again.
-func (s *Store) evict(b *pebble.Batch, m *meta) int64 {
+func (s *Store) evict(w *writer) int64 {
+	m := &w.m
 	if m.bytes <= s.limit() {
 		return 0
 	}
@@ -353,7 +396,7 @@ func (s *Store) evict(b *pebble.Batch, m *meta) int64 {
 		gk := it.Key()
 		gen, rk, ok := parseGenKey(gk)
 		if !ok {
-			del(b, bytes.Clone(gk))
+			del(w.b, bytes.Clone(gk))
 			continue
 		}
 		if gen == m.gen {
@@ -363,8 +406,8 @@ func (s *Store) evict(b *pebble.Batch, m *meta) int64 {
 			m.gen++
 			m.genBytes = 0
 		}
-		del(b, bytes.Clone(gk))
-		raw, ok := s.raw(b, rk)
+		del(w.b, bytes.Clone(gk))
+		raw, ok := w.raw(rk)
 		if !ok {
 			continue // deleted with its namespace or version
 		}
@@ -372,7 +415,7 @@ func (s *Store) evict(b *pebble.Batch, m *meta) int64 {
 		if derr == nil && rec.gen != gen {
 			continue // moved to a newer generation; its entry there stays
 		}
-		del(b, rk)
+		w.delRecord(rk)
 		m.bytes -= cost(rk, len(raw))
 		m.entries--
 		n++

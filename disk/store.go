@@ -1,9 +1,11 @@
 package disk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -198,7 +200,7 @@ func (s *Store) Load(ctx context.Context, k coalesce.TierKey) (coalesce.TierResu
 		return coalesce.TierResult{}, err
 	}
 	defer s.mu.RUnlock()
-	raw, closer, err := s.db.Get(rk)
+	raw, closer, err := s.lookup(rk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		s.ctr.misses.Add(1)
 		return coalesce.TierResult{}, nil
@@ -289,7 +291,7 @@ func (s *Store) Touched(keys []coalesce.TierKey) {
 		}
 		// Reading the generation here keeps the committer's work to the
 		// keys that need a move: most touched keys are already current.
-		raw, closer, err := s.db.Get(rk)
+		raw, closer, err := s.lookup(rk)
 		if err != nil {
 			continue
 		}
@@ -330,7 +332,7 @@ func (s *Store) Get(k coalesce.TierKey) ([]byte, RecordInfo, error) {
 	}
 	defer s.mu.RUnlock()
 	info := RecordInfo{Namespace: k.Namespace, Version: k.Version, Key: k.Key}
-	raw, closer, err := s.db.Get(rk)
+	raw, closer, err := s.lookup(rk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, info, fmt.Errorf("%w: %s/%s/%s", ErrNotFound, k.Namespace, k.Version, k.Key)
 	}
@@ -399,4 +401,32 @@ func (s *Store) sendLocked(r *request) {
 	case s.reqs <- r:
 	default:
 	}
+}
+
+// lookupOptions ask the engine to consult the bottom level's bloom
+// filters too, which its Get skips (they are large, and most Gets in its
+// usual use find their key): most Loads here are misses, and without them
+// each miss reads a data block of the largest level.
+var lookupOptions = pebble.IterOptions{UseL6Filters: true}
+
+// lookup is the engine's Get with lookupOptions: the value under rk until
+// the closer is closed, or pebble.ErrNotFound.
+func (s *Store) lookup(rk []byte) ([]byte, io.Closer, error) {
+	it, err := s.db.NewIter(&lookupOptions)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !it.SeekPrefixGE(rk) || !bytes.Equal(it.Key(), rk) {
+		err := it.Close()
+		if err == nil {
+			err = pebble.ErrNotFound
+		}
+		return nil, nil, err
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		it.Close()
+		return nil, nil, err
+	}
+	return v, it, nil
 }
