@@ -17,10 +17,13 @@ const maxRepairDelay = 5 * time.Second
 // clean-up, so during an outage they are bounded by the computations in
 // flight when it began.
 func (t *Tier) repair(op func(ctx context.Context) error) {
-	if t.closed() {
+	t.repairMu.Lock()
+	if t.noRepairs {
+		t.repairMu.Unlock()
 		return
 	}
 	t.repairs.Add(1)
+	t.repairMu.Unlock()
 	go func() {
 		defer t.repairs.Done()
 		giveUp := time.Now().Add(t.opts.LeaseTTL)

@@ -47,6 +47,8 @@ type Tier struct {
 	done      chan struct{}
 	refresher sync.WaitGroup
 	repairs   sync.WaitGroup // background clean-ups after failed round trips
+	repairMu  sync.Mutex     // orders repairs.Add against Close's Wait
+	noRepairs bool           // set by Close, under repairMu
 }
 
 // lease is the Lease a Tier's Load hands the Group for its Save.
@@ -131,6 +133,9 @@ func (t *Tier) Close() {
 	t.closeOnce.Do(func() {
 		close(t.done)
 		t.refresher.Wait()
+		t.repairMu.Lock()
+		t.noRepairs = true
+		t.repairMu.Unlock()
 		t.repairs.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 		t.client.Do(ctx, t.client.B().Del().Key(t.liveKey(t.node)).Build())
