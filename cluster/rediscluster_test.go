@@ -35,21 +35,37 @@ func TestRedisCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
+	// Every primary must see the whole cluster before the tiers connect:
+	// one that does not yet answers CLUSTERDOWN.
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		host, port, _ := strings.Cut(addrs[0], ":")
-		info, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
-		if strings.Contains(string(info), "cluster_state:ok") {
-			break
+	for _, addr := range addrs {
+		for {
+			host, port, _ := strings.Cut(addr, ":")
+			info, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+			if strings.Contains(string(info), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster did not form at %s:\n%s", addr, info)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster did not form:\n%s", info)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	o := testOptions(t, addrs[0])
-	a, b := newTier(t, o), newTier(t, o)
+	var a, b *Tier
+	for {
+		var err error
+		if a, err = New(context.Background(), o); err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "CLUSTERDOWN") || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(a.Close)
+	b = newTier(t, o)
 	if _, err := a.SharedSecret(context.Background()); err != nil {
 		t.Fatal(err)
 	}
