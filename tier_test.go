@@ -24,7 +24,8 @@ type mapTier struct {
 	loadErr  error         // returned by Load
 	answer   error         // returned as TierResult.Err
 	lease    any           // returned as TierResult.Lease on a miss
-	block    chan struct{} // if set, Load waits for it (or ctx)
+	block    chan struct{} // if set, Load waits for it (or ctx, unless deaf)
+	deaf     bool          // Load ignores ctx while it waits for block
 	onSave   func()        // called at the start of Save
 	loadCtxs chan context.Context
 }
@@ -38,7 +39,9 @@ func (t *mapTier) Load(ctx context.Context, k TierKey) (TierResult, error) {
 	if t.loadCtxs != nil {
 		t.loadCtxs <- ctx
 	}
-	if t.block != nil {
+	if t.block != nil && t.deaf {
+		<-t.block
+	} else if t.block != nil {
 		select {
 		case <-t.block:
 		case <-ctx.Done():
@@ -231,7 +234,8 @@ func TestTierAnswerIsDelivered(t *testing.T) {
 
 func TestAbandonedLoadReleasesItsLease(t *testing.T) {
 	tier := newMapTier()
-	tier.block = make(chan struct{}) // closed only after the first load: ctx ends it
+	tier.block = make(chan struct{})
+	tier.deaf = true // the load returns a lease after its waiters have gone
 	tier.lease = "L"
 	tier.loadCtxs = make(chan context.Context, 2)
 	var calls atomic.Int64
@@ -249,8 +253,12 @@ func TestAbandonedLoadReleasesItsLease(t *testing.T) {
 	}
 	<-lctx.Done() // the load is cancelled with its last waiter
 	eventually(t, "nothing in flight", func() bool { return g.Stats().InFlight == 0 })
+	close(tier.block)
+	eventually(t, "the lease released", func() bool {
+		saves := tier.savesCopy()
+		return len(saves) == 1 && saves[0].Lease == "L" && errors.Is(saves[0].Err, context.Canceled)
+	})
 	// The next request loads again and computes.
-	close(tier.block) // the fields stay as they are: the first load may still read them
 	if r, err := g.Get(context.Background(), []byte("x")); err != nil || r.Source != Computed {
 		t.Fatalf("Get after abandonment: %v %v", err, r.Source)
 	}
