@@ -110,7 +110,12 @@ func Open(o Options) (*Store, error) {
 		s.meta, err = decodeMeta(raw)
 		_ = closer.Close()
 		if err != nil {
-			return fail(fmt.Errorf("%w; remove %s to start an empty store", err, o.Dir))
+			// The counters can be rebuilt from the records: one scan, only
+			// after this rare damage, rather than a store that will not open.
+			o.Logger.Warn("disk: the store's counters are damaged; recounting the records", "dir", o.Dir, "err", err)
+			if s.meta, err = s.recount(); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	s.gen.Store(s.meta.gen)
@@ -429,4 +434,32 @@ func (s *Store) lookup(rk []byte) ([]byte, io.Closer, error) {
 		return nil, nil, err
 	}
 	return v, it, nil
+}
+
+// recount rebuilds the counters from the records, and stores them.
+func (s *Store) recount() (meta, error) {
+	m := meta{gen: 1}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRecord}, UpperBound: []byte{prefixRecord + 1}})
+	if err != nil {
+		return m, fmt.Errorf("disk: recounting the store: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return m, fmt.Errorf("disk: recounting the store: %w", err)
+		}
+		m.entries++
+		m.bytes += cost(it.Key(), len(v))
+		if rec, err := decodeRecord(it.Key(), v); err == nil {
+			m.gen = max(m.gen, rec.gen)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return m, fmt.Errorf("disk: recounting the store: %w", err)
+	}
+	if err := s.db.Set(metaKey, m.encode(), pebble.Sync); err != nil {
+		return m, fmt.Errorf("disk: storing the recounted counters: %w", err)
+	}
+	return m, nil
 }

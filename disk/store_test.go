@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -483,3 +485,53 @@ func ExampleOpen() {
 }
 
 func outcome(k coalesce.TierKey) coalesce.Outcome { return coalesce.Outcome{Value: valueOf(k)} }
+
+func TestDamagedDirectory(t *testing.T) {
+	// Counters that do not check are rebuilt from the records.
+	dir := t.TempDir()
+	s := openT(t, Options{Dir: dir})
+	for i := range 50 {
+		mustSave(t, s, tk("", "v", i), valueOf(tk("", "v", i)), time.Time{})
+	}
+	mustFlush(t, s)
+	want := s.Stats()
+	if err := s.db.Set(metaKey, []byte("garbage"), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openT(t, Options{Dir: dir})
+	if got := s.Stats(); got.Entries != 50 || got.Bytes != want.Bytes || got.Generation != want.Generation {
+		t.Fatalf("recounted %+v, want %+v", got, want)
+	}
+	s.Close()
+
+	// A directory the engine cannot read is an error, not a panic.
+	for name, damage := range map[string]func(dir string) error{
+		"db is a file": func(dir string) error { return os.WriteFile(filepath.Join(dir, "db"), []byte("x"), 0o600) },
+		"garbage manifest": func(dir string) error {
+			if err := os.MkdirAll(filepath.Join(dir, "db"), 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "db", "CURRENT"), []byte("MANIFEST-000001\n"), 0o600); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "db", "MANIFEST-000001"), bytes.Repeat([]byte{0xee}, 4096), 0o600)
+		},
+		"dir is a file": func(dir string) error { return os.WriteFile(filepath.Join(dir, "store"), nil, 0o600) },
+	} {
+		dir := t.TempDir()
+		if err := damage(dir); err != nil {
+			t.Fatal(err)
+		}
+		target := dir
+		if name == "dir is a file" {
+			target = filepath.Join(dir, "store")
+		}
+		if s, err := Open(Options{Dir: target, Logger: quiet()}); err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
