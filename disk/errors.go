@@ -18,7 +18,7 @@ var (
 	// holds expired).
 	ErrNotFound = errors.New("disk: no such record")
 
-	// ErrDiskFull is returned, wrapped, by Save while the file system has
+	// ErrDiskFull is returned by Save while the file system has
 	// less free space than Options.ReserveBytes: the write is dropped and
 	// the store keeps refusing writes until space returns. It matches
 	// syscall.ENOSPC too.
@@ -28,10 +28,12 @@ var (
 	// when its batch could not be written (a permission or I/O error).
 	ErrWriteFailed = errors.New("disk: write failed")
 
-	// ErrBroken is returned by Save after the engine failed in a way it
-	// cannot recover from in this process (its write-ahead log cannot be
-	// written): reads go on, writes need the store reopened.
-	ErrBroken = errors.New("disk: the engine cannot write any more; close and reopen the store")
+	// ErrBroken is returned, possibly wrapped, by Save (and Close) after
+	// the engine failed in a way it cannot recover from in this process
+	// (its write-ahead log could not be written): reads go on; writes need
+	// the process restarted, since the failed engine keeps the directory
+	// locked.
+	ErrBroken = errors.New("disk: the engine cannot write any more; restart the process to reopen the store")
 
 	// ErrQueueFull is returned by Save with SyncGroupCommit when more
 	// records wait for the committer than Options.MaxPending: the disk is

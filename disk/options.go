@@ -61,11 +61,13 @@ type Options struct {
 	// Dir is the store's directory, created (0700) if missing. Required.
 	Dir string
 
-	// MaxBytes bounds the store's records (keys, values and their
-	// index, as the engine stores them). Past it the least recently used
-	// records are evicted. 0 means DefaultMaxBytes (10 GiB); at least
-	// MinMaxBytes. The files take some more: the engine's write-ahead log
-	// and the space of deleted records until compaction reclaims it.
+	// MaxBytes bounds the store's size on disk. Records are accounted at
+	// the bytes of their keys, value and index entry, which is about what
+	// the engine's files take for them (184 B accounted, 175-177 B of
+	// files for a 128 B result), and the least recently used are evicted
+	// past 90% of MaxBytes: the rest is for the engine's log, memtables,
+	// and deleted records until compaction reclaims them. 0 means
+	// DefaultMaxBytes (10 GiB); at least MinMaxBytes.
 	MaxBytes int64
 
 	// Sync chooses when Save's record is durable: SyncGroupCommit
