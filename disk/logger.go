@@ -22,5 +22,5 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.log.Error("pebble: fatal: " + msg)
-	panic("pebble: " + msg)
+	panic(msg)
 }

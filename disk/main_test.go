@@ -8,9 +8,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The crash test re-executes this binary as the process it kills.
+	// The crash and broken-engine tests re-execute this binary as a child.
 	if os.Getenv(crashChildEnv) == "1" {
 		crashChild()
+		return
+	}
+	if os.Getenv(brokenChildEnv) == "1" {
+		brokenChild()
 		return
 	}
 	goleak.VerifyTestMain(m)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // SyncMode says when a saved record reaches the disk.
@@ -89,6 +91,10 @@ type Options struct {
 	// SyncGroupCommit; past it Save returns ErrQueueFull. 0 means
 	// DefaultMaxPending.
 	MaxPending int
+
+	// fs, if set, replaces the file system under the engine: the tests'
+	// fault injection.
+	fs vfs.FS
 
 	// Logger receives write failures (once per burst), corrupt records
 	// and the engine's own messages. Nil means slog.Default().

@@ -82,6 +82,9 @@ func Open(o Options) (*Store, error) {
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	if o.fs != nil {
+		popts.FS = o.fs
+	}
 	db, err := openEngine(filepath.Join(o.Dir, "db"), popts)
 	if err != nil {
 		return nil, err
