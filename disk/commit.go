@@ -30,7 +30,7 @@ type request struct {
 	expires int64
 	done    chan error
 
-	existed bool  // opDelete: there was a record; opRange: how many
+	existed bool  // opDelete: there was a record
 	count   int64 // opRange: records deleted
 }
 
@@ -49,9 +49,9 @@ const (
 // cost is the accounted size of a record and its index entry: their keys'
 // and value's bytes. What the engine adds per key (an 8-byte trailer, block
 // offsets) is about what it saves by sharing key prefixes: 1 M results of
-// 128 B are accounted 184 B each and took 181 B of files as written, 174
-// B compacted (BenchmarkBytesPerResult), so MaxBytes is near the files'
-// size.
+// 128 B are accounted 184 B each and took 177-181 B of files as written,
+// 174-175 B compacted (BenchmarkBytesPerResult), so MaxBytes is near the
+// files' size.
 func cost(rk []byte, recLen int) int64 {
 	return int64(len(rk) + recLen + len(rk) + 4)
 }
