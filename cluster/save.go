@@ -10,6 +10,14 @@ import (
 	"github.com/coalesce-go/coalesce"
 )
 
+// MaxValueSize is the largest result a Tier stores: Redis' default
+// proto-max-bulk-len (512 MiB) less the entry's tag.
+const MaxValueSize = 512<<20 - 1
+
+// ErrTooLarge is returned, wrapped, by Save for a result over
+// MaxValueSize; the result is not shared, and the lease is given back.
+var ErrTooLarge = errors.New("cluster: result too large for Redis")
+
 // Save implements coalesce.Tier. A result is stored, with the TTL that
 // out.Expires gives; an error, for Options.NegativeTTL; a cancelled
 // computation's lease (out.Err wraps context.Canceled or
@@ -40,6 +48,15 @@ func (t *Tier) Save(ctx context.Context, key coalesce.TierKey, out coalesce.Outc
 	switch {
 	case out.Err == nil && !out.Expires.IsZero() && time.Until(out.Expires) < time.Millisecond:
 		release = true // stale already: nothing worth storing
+	case out.Err == nil && len(out.Value) > MaxValueSize:
+		// Redis would answer a protocol error and drop the connection under
+		// the commands pipelined with it; the waiters compute for themselves.
+		if l != nil {
+			t.repair(func(ctx context.Context) error {
+				return releaseScript.Exec(ctx, t.client, []string{k.result}, []string{l.value}).Error()
+			})
+		}
+		return fmt.Errorf("%w: a result of %d bytes; Redis takes at most %d in one value", ErrTooLarge, len(out.Value), MaxValueSize)
 	case out.Err == nil:
 		value, ttl = "V"+string(out.Value), "0"
 		if !out.Expires.IsZero() {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -594,32 +595,68 @@ func TestGroupsShareTier(t *testing.T) {
 	}
 }
 
-// TestWriteRefused: a result Redis refuses to store (over its
-// proto-max-bulk-len here) is an error, and the lease is given back so
-// that the waiters compute themselves instead of waiting for LeaseTTL.
+// TestWriteRefused: a result Redis refuses to store (out of memory under
+// noeviction) is an error, and the lease is given back, so that the
+// waiters do not wait for LeaseTTL: they compute themselves.
 func TestWriteRefused(t *testing.T) {
 	r := ownRedis(t)
 	c := raw(t, r.addr)
-	if err := c.Do(context.Background(), c.B().ConfigSet().ParameterValue().ParameterValue("proto-max-bulk-len", "1048576").Build()).Error(); err != nil {
-		t.Fatal(err)
+	config := func(k, v string) {
+		t.Helper()
+		if err := c.Do(context.Background(), c.B().ConfigSet().ParameterValue().ParameterValue(k, v).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o := testOptions(t, r.addr)
 	o.PollInterval = 10 * time.Second
 	a, b := newTier(t, o), newTier(t, o)
 	k := tierKey(110)
 	ra := load(t, a, k)
-	done := make(chan coalesce.TierResult, 1)
-	go func() { done <- load(t, b, k) }()
+	done := make(chan error, 1)
+	go func() {
+		rb, err := b.Load(context.Background(), k)
+		if err == nil && rb.Lease == nil {
+			err = fmt.Errorf("b's Load = %+v, want the lease a gave back", rb)
+		} else if err != nil && !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("b's Load: %w", err)
+		} else {
+			err = nil // the lease, or Redis' refusal of b's own claim: either way, no wait
+		}
+		done <- err
+	}()
 	time.Sleep(100 * time.Millisecond)
-	if err := a.Save(context.Background(), k, coalesce.Outcome{Value: make([]byte, 2<<20), Lease: ra.Lease}); err == nil {
-		t.Fatal("Save of a value over proto-max-bulk-len succeeded")
+	config("maxmemory-policy", "noeviction")
+	config("maxmemory", "1")
+	if err := a.Save(context.Background(), k, coalesce.Outcome{Value: []byte("x"), Lease: ra.Lease}); err == nil {
+		t.Fatal("Save succeeded with Redis out of memory")
 	}
 	select {
-	case rb := <-done:
-		if rb.Lease == nil {
-			t.Fatalf("b's Load = %+v, want the lease a gave back", rb)
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("b still waits for a lease whose write was refused")
+	}
+	config("maxmemory", "0")
+}
+
+// TestTooLarge: a result Redis could not take is refused before it is
+// sent, and the lease given back.
+func TestTooLarge(t *testing.T) {
+	addr := needRedis(t)
+	a := newTier(t, testOptions(t, addr))
+	k := tierKey(120)
+	r := load(t, a, k)
+	err := a.Save(context.Background(), k, coalesce.Outcome{Value: make([]byte, MaxValueSize+1), Lease: r.Lease})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Save = %v, want ErrTooLarge", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for get(t, raw(t, addr), a.keysOf(k).result) != "<nil>" {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease was not given back")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
