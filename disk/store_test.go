@@ -469,8 +469,8 @@ func TestBadSecret(t *testing.T) {
 }
 
 func ExampleOpen() {
-	dir, _ := osMkdirTemp()
-	defer osRemoveAll(dir)
+	dir, _ := os.MkdirTemp("", "disk-example-")
+	defer os.RemoveAll(dir)
 	st, err := Open(Options{Dir: dir, Sync: SyncAlways})
 	if err != nil {
 		fmt.Println(err)
