@@ -280,3 +280,41 @@ func TestFirstFillKeepsAccesses(t *testing.T) {
 		t.Fatalf("no key hit in small reached a full main at count 0 (main had %d entries)", before)
 	}
 }
+
+// TestSpliceKeepsMainsHead moves small's tail segment into main while main's
+// head is partly filled, as when records moved to main since the last
+// splice. The segment must join main before its head, which keeps taking
+// appends: made main's head instead, it left the old head's rest unused,
+// and with a splice after every few moves main's segments held a few
+// records each (a 128 MiB shard fell from 820,000 entries to 470,000).
+func TestSpliceKeepsMainsHead(t *testing.T) {
+	s, err := New(Config{MaxEntries: 20000, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := s.shards[0]
+	v := make([]byte, 100)
+	size := recordSize(len(v))
+	n := uint64(0)
+	for ; sh.q[qSmall].segs < 5; n++ {
+		_ = s.Set(hotKey(n), v)
+	}
+	for range 3 {
+		// A few records appended at main's head, then a splice, twice over.
+		for range 5 {
+			sh.insert(hotKey(n), v, size, qMain, 0)
+			n++
+		}
+		head, used := sh.q[qMain].head, sh.segUsed[sh.q[qMain].head]
+		sh.splice(sh.q[qSmall].tail)
+		if sh.q[qMain].head != head {
+			t.Fatalf("the splice made segment %d main's head, leaving %d of segment %d's %d bytes unused", sh.q[qMain].head, s.l.segSize-int(used), head, s.l.segSize)
+		}
+		checkInvariants(t, s)
+	}
+	for seg := sh.q[qMain].tail; seg != sh.q[qMain].head; seg = sh.segNext[seg] {
+		if rest := s.l.segSize - int(sh.segUsed[seg]); rest >= size {
+			t.Fatalf("main's segment %d has %d bytes unused behind its head", seg, rest)
+		}
+	}
+}

@@ -22,8 +22,9 @@ const (
 // evicted from the tail segment's read cursor.
 type queue struct {
 	head, tail int32
-	segs       int // segments in the queue
-	entries    int // live entries whose record is in the queue
+	beforeHead int32 // the segment linked to head, or noSeg if head is the tail
+	segs       int   // segments in the queue
+	entries    int   // live entries whose record is in the queue
 	liveBytes  int64
 }
 
@@ -75,6 +76,13 @@ type shard struct {
 	// The current Set's eviction work (see keepRecords): records moved,
 	// their bytes, and records processed at the queues' tails.
 	keeps, keptBytes, steps int
+	// warmed is whether the current Set has loaded the index slots of
+	// the records at main's tail (see warm), sink what those loads read.
+	warmed bool
+	sink   uint64
+	// debt is the bytes stored that the cleaner has yet to free (negative:
+	// freed ahead); see insert.
+	debt int
 
 	evictions uint64
 	l         *layout
@@ -104,7 +112,7 @@ func newShard(l *layout) *shard {
 		s.pushFree(int32(i))
 	}
 	for i := range s.q {
-		s.q[i].head, s.q[i].tail = noSeg, noSeg
+		s.q[i].head, s.q[i].tail, s.q[i].beforeHead = noSeg, noSeg, noSeg
 	}
 	return s
 }
@@ -232,6 +240,7 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keeps, s.keptBytes, s.steps = 0, 0, 0
+	s.warmed = false
 	s.freq.age(s.idx.parts)
 	if s.evictions > 0 {
 		s.idx.addSketch(s.idx.part(tagOf(k)))
@@ -279,20 +288,30 @@ func (s *shard) insert(k keyhash.Key, v []byte, size int, qi int, freq uint64) {
 	for s.entries >= s.l.maxEntries {
 		s.evictEntry()
 	}
-	if s.room() < s.l.segSize {
-		// The byte cleaner runs once stores can take less than a segment
-		// before only the reserve is free, freeing twice what each Set
-		// stores, so that draining a segment is spread over the Sets that
-		// fill one instead of falling on one of them. Since it frees twice
-		// what is stored, a tail segment is done before the heads have
-		// taken half a segment more, unless eviction's moves fill main's
-		// head as fast as the tail advances (every entry hot): then a store
-		// may find only the reserve and drain the rest of a segment itself
-		// (4 Sets in 5,000 in TestEvictionBoundedWhenAllHot). A lead of a
-		// segment and a half made that rarer but held 2% fewer entries in
-		// a store of 64 segments a shard (TestFillHoldsBudget 175.9 B per
-		// entry, 172.3 with this lead, 172.4 before the cleaner).
-		s.clean(2 * size)
+	if lead, a := s.l.leadSegs*s.l.segSize, s.ahead(); a < lead {
+		// The byte cleaner: once stores could take less than the lead
+		// before only the reserve is free, every Set frees at a tail what
+		// it stores (twice that while more than a segment behind), so
+		// that the work of freeing a segment is spread evenly over the
+		// Sets that fill one. The debt carries what a record's size did
+		// not match over to the next Set: one drop per Set when sizes are
+		// alike. Freeing twice what was stored in every other Set, as
+		// before, made the Sets that cleaned twice as slow, and starting
+		// within a segment of the reserve let a store find only the
+		// reserve and drain the rest of a segment itself whenever moves
+		// filled main's head meanwhile: 265 Sets in 400,000 in a 1 GiB
+		// store with every entry hot, each processing 200 to 1,100
+		// records (BenchmarkStoreHotSet), none with this lead.
+		s.debt += size
+		if a < lead-s.l.segSize {
+			s.debt += size
+		}
+		s.debt = min(s.debt, 2*size)
+		if s.debt > 0 {
+			s.debt -= s.clean(s.debt)
+		}
+	} else {
+		s.debt = 0
 	}
 	if !s.idx.room(s.idx.part(tagOf(k))) {
 		return // see index: uniformly hashed keys never get here
@@ -346,7 +365,7 @@ func (s *shard) reserve(qi int, size int, moving bool) uint32 {
 	} else {
 		s.segNext[q.head] = seg
 	}
-	q.head = seg
+	q.head, q.beforeHead = seg, q.head
 	q.segs++
 	return s.bump(seg, size)
 }
@@ -429,9 +448,13 @@ func (s *shard) canKeep(size int) bool {
 // every move and whose records are cache-resident, and bigKeepRecords
 // above bigShard entries, where each move is a cache miss or two. With
 // every entry of a 1 GiB store hot, 32 instead of 128 took a Set's p99
-// from 95 µs to 49 µs and its p99.9 from 206 µs to 111 µs (16: 103 µs,
-// so the rest of the tail is elsewhere), and moved no point of
-// docs/HITRATIO.md by more than 0.04 (mean gap to OPT 6.27 either way).
+// from 95 µs to 49 µs and its p99.9 from 206 µs to 111 µs, and moved no
+// point of docs/HITRATIO.md by more than 0.04 (mean gap to OPT 6.27 either
+// way). 16 since the byte cleaner frees in every Set what it stores: the
+// cleaner used to free two records in every other Set, so 32 moves per Set
+// were 16 per record freed, as now; with 32, every other Set moved 32 and
+// the others none (the same moves in all, as the walk finds victims at
+// count 0 twice as soon), so 16 halves the slowest Sets' work.
 func (s *shard) keepLimit() int {
 	if s.l.maxEntries > bigShard {
 		return bigKeepRecords
@@ -441,7 +464,7 @@ func (s *shard) keepLimit() int {
 
 const (
 	bigShard       = 1 << 14
-	bigKeepRecords = 32
+	bigKeepRecords = 16
 )
 
 // spent reports whether the current Set's moves are used up.
@@ -503,8 +526,9 @@ func (s *shard) drained(qi int) bool {
 
 // evictSegment frees at least one segment, for the byte budget, when a
 // store finds only the reserve free. The cleaner (clean) running ahead makes
-// this rare; when it happens, it processes at most the rest of a segment or
-// two, the moves being bounded by keepRecords.
+// this rare, and absent in shards with the full lead (leadSegs); when it
+// happens, it processes at most the rest of a segment or two, the moves
+// being bounded by keepRecords.
 func (s *shard) evictSegment() {
 	free := s.freeSegs
 	for s.freeSegs <= free {
@@ -530,16 +554,31 @@ func (s *shard) room() int {
 
 // clean processes records at a tail until target bytes were dropped or
 // found to be garbage, or a segment was freed.
-func (s *shard) clean(target int) {
+func (s *shard) clean(target int) (freed int) {
 	free := s.freeSegs
-	for freed := 0; freed < target && s.freeSegs <= free; {
+	for freed < target && s.freeSegs <= free {
 		qi := s.drainQueue()
 		if s.drained(qi) {
-			return
+			return freed
 		}
 		_, n := s.evictStep(qi)
 		freed += n
 	}
+	return freed
+}
+
+// ahead is room counting the records already processed in the tail
+// segments as free: it moves with every record the cleaner drops, not
+// only when a whole segment is freed, so that the cleaner's pace follows
+// its work.
+func (s *shard) ahead() int {
+	r := s.room()
+	for i := range s.q {
+		if t := s.q[i].tail; t != noSeg && t != s.q[i].head {
+			r += int(s.segRead[t])
+		}
+	}
+	return r
 }
 
 // evictStep processes the record at queue qi's eviction cursor: garbage is
@@ -639,23 +678,34 @@ func (s *shard) evictStep(qi int) (dropped bool, freed int) {
 	return true, size
 }
 
-// splice moves small's tail segment seg to main's head, records, counts
-// and garbage as they are. Main's old head stops taking appends; its unused
-// end is the only waste, one partial segment for a run of splices.
+// splice moves small's tail segment seg into main just before main's head,
+// records, counts and garbage as they are, so that the head keeps taking
+// the records that eviction moves. Made main's head, the segment left the
+// old head's rest unused, which was most of a segment whenever a few moves
+// came between two splices (TestSpliceKeepsMainsHead): main's segments
+// then held a few records each.
 func (s *shard) splice(seg int32) {
 	small, main := &s.q[qSmall], &s.q[qMain]
 	small.tail = s.segNext[seg]
+	if small.beforeHead == seg {
+		small.beforeHead = noSeg
+	}
 	small.segs--
 	n, b := int(s.segN[seg]), int64(s.segLive[seg])
 	small.entries -= n
 	small.liveBytes -= b
-	s.segNext[seg] = noSeg
-	if main.head == noSeg {
-		main.tail = seg
-	} else {
-		s.segNext[main.head] = seg
+	switch {
+	case main.head == noSeg:
+		s.segNext[seg] = noSeg
+		main.head, main.tail = seg, seg
+	case main.beforeHead == noSeg:
+		s.segNext[seg] = main.head
+		main.tail, main.beforeHead = seg, seg
+	default:
+		s.segNext[main.beforeHead] = seg
+		s.segNext[seg] = main.head
+		main.beforeHead = seg
 	}
-	main.head = seg
 	main.segs++
 	main.entries += n
 	main.liveBytes += b
@@ -713,6 +763,7 @@ const (
 // an entry left the store.
 func (s *shard) admitOver(cand uint64, margin int) (admit, dropped bool) {
 	m := &s.q[qMain]
+	s.warm(s.keepLimit() - s.keeps + 1)
 	for {
 		seg := m.tail
 		if seg == noSeg || s.segRead[seg] == s.segUsed[seg] && seg == m.head {
@@ -742,6 +793,35 @@ func (s *shard) admitOver(cand uint64, margin int) (admit, dropped bool) {
 	}
 }
 
+// warm loads the home index slots of the next n records at main's tail,
+// once per Set, before admitOver's walk looks them up one by one. The
+// loads are independent, so the processor overlaps their cache misses;
+// looked up one after the other, each record of the walk waited for its
+// own (index.findOff was half of a Set's time with every entry hot, and
+// the median Set there went from 7.1 µs to 4.3 µs with this).
+func (s *shard) warm(n int) {
+	if s.warmed {
+		return
+	}
+	s.warmed = true
+	seg := s.q[qMain].tail
+	if seg == noSeg {
+		return
+	}
+	ix := &s.idx
+	var sink uint64
+	for pos, end := s.segRead[seg], s.segUsed[seg]; pos < end && n > 0; n-- {
+		b := s.at(s.offset(seg, pos))
+		lo := binary.LittleEndian.Uint64(b[8:])
+		l, w := binary.Uvarint(b[keySize:])
+		pos += int32(keySize + w + int(l))
+		tag := lo >> tagShift
+		p := ix.part(tag)
+		sink += p.slots[ix.home(p, tag)]
+	}
+	s.sink += sink
+}
+
 // random is a xorshift step for admission jitter.
 func (s *shard) random() uint64 {
 	s.rng ^= s.rng << 13
@@ -768,6 +848,9 @@ func (s *shard) retire(qi int) {
 		return
 	}
 	q.tail = s.segNext[seg]
+	if q.beforeHead == seg {
+		q.beforeHead = noSeg
+	}
 	q.segs--
 	s.pushFree(seg)
 }

@@ -23,10 +23,10 @@
 // from main, accessed keys are re-appended with one access less and the
 // others drop. Every Set's eviction work is bounded whatever the counts: it
 // moves at most keepRecords records, then drops what is at small's tail
-// (main's if small is empty), and the byte-bound eviction runs a segment
-// ahead, freeing twice what each Set stores, instead of draining a whole
-// segment in one Set. A count-min sketch of 4-bit counters estimates how
-// often every key, resident or not, was requested lately (halved a few
+// (main's if small is empty), and the byte-bound eviction runs a few
+// segments ahead, each Set freeing what it stores, instead of draining a
+// whole segment in one Set. A count-min sketch of 4-bit counters estimates
+// how often every key, resident or not, was requested lately (halved a few
 // index parts per Set once enough requests were counted): an unaccessed key
 // leaving small, or a ghost hit, takes a place in a full main queue only if
 // its estimate beats main's victim's by a margin, which keeps a stable

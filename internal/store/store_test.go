@@ -108,7 +108,8 @@ func checkInvariants(t *testing.T, s *Store) {
 				t.Fatalf("shard %d queue %d: recount %d entries %d bytes, counters %d %d", si, qi, qEntries[qi], qBytes[qi], q.entries, q.liveBytes)
 			}
 			n := 0
-			for seg := q.tail; seg != noSeg; seg = sh.segNext[seg] {
+			prev := int32(noSeg)
+			for seg := q.tail; seg != noSeg; prev, seg = seg, sh.segNext[seg] {
 				if int(sh.segQ[seg]) != qi {
 					t.Fatalf("shard %d: segment %d in queue %d is marked %d", si, seg, qi, sh.segQ[seg])
 				}
@@ -116,6 +117,9 @@ func checkInvariants(t *testing.T, s *Store) {
 				if seg == q.head && sh.segNext[seg] != noSeg {
 					t.Fatalf("shard %d: queue %d's head has a successor", si, qi)
 				}
+			}
+			if prev != q.head || q.beforeHead != noSeg && sh.segNext[q.beforeHead] != q.head || q.beforeHead == noSeg && q.tail != q.head {
+				t.Fatalf("shard %d queue %d: head %d, tail %d, last linked %d, the segment before the head %d", si, qi, q.head, q.tail, prev, q.beforeHead)
 			}
 			if n != q.segs {
 				t.Fatalf("shard %d queue %d: %d segments linked, counter %d", si, qi, n, q.segs)
