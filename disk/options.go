@@ -68,9 +68,8 @@ type Options struct {
 	// the engine's files take for them (184 B accounted, 175-177 B of
 	// files for a 128 B result), and the least recently used are evicted
 	// past 90% of MaxBytes: the rest is for the engine's log, memtables,
-	// and deleted records until compaction reclaims them. Under eviction
-	// churn the files can run past MaxBytes for a while (up to 1.5× was
-	// measured with 64 MiB): leave that much disk. 0 means
+	// and deleted records until compaction reclaims them (under eviction
+	// churn, files of 57-68 MiB were measured with 64 MiB). 0 means
 	// DefaultMaxBytes (10 GiB); at least MinMaxBytes.
 	MaxBytes int64
 
