@@ -6,16 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/coalesce-go/coalesce/internal/redistest"
 )
 
 // sharedAddr is the Redis the tests share: COALESCE_REDIS_ADDR (scripts/test
@@ -56,10 +54,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func haveRedisServer() bool {
-	_, err := exec.LookPath("redis-server")
-	return err == nil
-}
+func haveRedisServer() bool { return redistest.Installed() }
 
 // needRedis returns the shared Redis' address, or skips.
 func needRedis(t testing.TB) string {
@@ -70,67 +65,29 @@ func needRedis(t testing.TB) string {
 	return sharedAddr
 }
 
-// redisServer is a redis-server this test binary started and may kill.
+// redisServer is a redis-server this test binary started and may kill
+// or restart.
 type redisServer struct {
-	cmd  *exec.Cmd
+	s    *redistest.Server
 	addr string
 	port int
 	dir  string
-	done chan struct{}
 }
 
 // startRedis starts redis-server on 127.0.0.1:port (a free one for 0),
 // with no persistence and the extra arguments, and waits until it
 // answers.
 func startRedis(dir string, port int, extra ...string) (*redisServer, error) {
-	for attempt := 0; attempt < 5; attempt++ {
-		p := port
-		if p == 0 {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			p = l.Addr().(*net.TCPAddr).Port
-			l.Close()
-		}
-		s := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", p), port: p, dir: dir, done: make(chan struct{})}
-		s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(p),
-			"--dir", dir, "--save", "", "--appendonly", "no",
-			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", p)))
-		s.cmd.Args = append(s.cmd.Args, extra...)
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := s.cmd.Start(); err != nil {
-			return nil, err
-		}
-		go func() { s.cmd.Wait(); close(s.done) }()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-s.done:
-				deadline = time.Time{} // exited: the port was taken; try another
-				continue
-			default:
-			}
-			if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
-				c.Close()
-				return s, nil
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		s.kill()
-		if port != 0 {
-			return nil, fmt.Errorf("redis-server did not start on port %d", port)
-		}
+	s, err := redistest.Start(dir, port, extra...)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("redis-server did not start")
+	return &redisServer{s: s, addr: s.Addr, port: s.Port, dir: dir}, nil
 }
 
 // kill stops the server at once (SIGKILL: what a crash looks like to the
 // clients) and waits for it to exit.
-func (s *redisServer) kill() {
-	s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *redisServer) kill() { s.s.Kill() }
 
 // ownRedis starts a Redis for one test, which may kill and restart it.
 func ownRedis(t *testing.T) *redisServer {
@@ -160,6 +117,12 @@ func (s *redisServer) restart(t *testing.T) {
 	}
 	t.Fatal(err)
 }
+
+// hangBound is how long a test lets a call that must return promptly take
+// before it calls it hung: far above any honest latency on a loaded
+// machine, far below the waits (LeaseTTL, a poll of a minute) that a
+// broken mechanism would fall back on.
+const hangBound = 20 * time.Second
 
 // testPrefix is a Prefix of its own for each test, so that tests sharing
 // a Redis (and leftovers of earlier runs) never meet.

@@ -32,8 +32,9 @@ func Installed() bool {
 }
 
 // Start starts redis-server on 127.0.0.1:port, or on a free port for 0,
-// and waits until it accepts connections.
-func Start(dir string, port int) (*Server, error) {
+// with the extra arguments (--cluster-enabled yes, say), and waits until
+// it accepts connections.
+func Start(dir string, port int, extra ...string) (*Server, error) {
 	if !Installed() {
 		return nil, ErrNoRedis
 	}
@@ -51,6 +52,7 @@ func Start(dir string, port int) (*Server, error) {
 		s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(p),
 			"--dir", dir, "--save", "", "--appendonly", "no",
 			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", p)))
+		s.cmd.Args = append(s.cmd.Args, extra...)
 		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := s.cmd.Start(); err != nil {
 			return nil, err
@@ -81,3 +83,7 @@ func (s *Server) Kill() {
 	s.cmd.Process.Signal(os.Kill)
 	<-s.done
 }
+
+// Signal sends sig to the server: SIGSTOP pauses it, as a stalled server
+// would be, SIGCONT resumes it.
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
