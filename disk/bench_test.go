@@ -328,3 +328,34 @@ func BenchmarkLoad10M(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChurn: b.N results of 128 B (use -benchtime 1200000x) into a
+// 64 MiB store, 18× its capacity: the files' size under eviction, sampled
+// every 200,000 writes, against the accounted size that MaxBytes bounds.
+func BenchmarkChurn(b *testing.B) {
+	const maxBytes = 64 << 20
+	s := openT(b, Options{MaxBytes: maxBytes})
+	rng := rand.New(rand.NewPCG(1, 2))
+	var maxFiles, maxAccounted uint64
+	sample := func() {
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		st := s.Stats()
+		maxFiles, maxAccounted = max(maxFiles, st.DiskBytes), max(maxAccounted, uint64(st.Bytes))
+	}
+	for i := range b.N {
+		k := tk("", "v1", i)
+		for s.Save(ctx, k, coalesce.Outcome{Value: randomValue(rng)}) == ErrQueueFull {
+			_ = s.Flush()
+		}
+		if i%200_000 == 199_999 {
+			sample()
+		}
+	}
+	sample()
+	b.StopTimer()
+	b.ReportMetric(float64(maxFiles)/maxBytes, "max-files/MaxBytes")
+	b.ReportMetric(float64(maxAccounted)/maxBytes, "max-accounted/MaxBytes")
+	b.ReportMetric(float64(s.Stats().Evictions), "evictions")
+}
