@@ -203,7 +203,7 @@ func (s *Store) applyBatch(reqs []*request) (err error) {
 					return err
 				}
 			}
-			n, bytes, ierr := s.measureRange(r.rk, r.end)
+			n, size, ierr := s.measureRange(r.rk, r.end)
 			if ierr != nil {
 				return ierr
 			}
@@ -211,7 +211,7 @@ func (s *Store) applyBatch(reqs []*request) (err error) {
 				return err
 			}
 			r.count = n
-			m.bytes -= bytes
+			m.bytes -= size
 			m.entries -= n
 			// Committed at once, so that the requests after it, which
 			// read the engine, do not see the deleted records.

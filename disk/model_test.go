@@ -114,18 +114,18 @@ func TestModel(t *testing.T) {
 				}
 			}
 			mustFlush(t, s)
-			var bytes int64
+			var scanned int64
 			list, err := s.Namespaces(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, n := range list {
-				bytes += n.Bytes
+				scanned += n.Bytes
 			}
 			// Touches rewrite records; the accounted bytes must still be
 			// exactly those of the records there.
-			if st := s.Stats(); st.Entries != int64(len(model)) || st.Bytes != bytes {
-				t.Fatalf("end: stats %+v; model %d entries, scan %d bytes", st, len(model), bytes)
+			if st := s.Stats(); st.Entries != int64(len(model)) || st.Bytes != scanned {
+				t.Fatalf("end: stats %+v; model %d entries, scan %d bytes", st, len(model), scanned)
 			}
 		})
 	}

@@ -32,7 +32,7 @@ func (m SyncMode) String() string {
 	return fmt.Sprintf("SyncMode(%d)", int(m))
 }
 
-// ParseSyncMode parses "group" or "always", for flags.
+// ParseSyncMode parses "group" (or "", the default) or "always", for flags.
 func ParseSyncMode(s string) (SyncMode, error) {
 	switch s {
 	case "group", "":
