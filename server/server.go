@@ -64,6 +64,11 @@ type Config struct {
 	// tiers' statistics, say.
 	Collectors []prometheus.Collector
 
+	// Tiers, by name, return the statistics of the tiers behind the
+	// Group's memory (a struct of counters, encoded as JSON): GET
+	// /v1/status reports them, and the status page shows them.
+	Tiers map[string]func() any
+
 	// DeleteNamespace, if set, deletes a namespace's results from the
 	// tiers (every version if version is "") and returns how many it
 	// deleted; DELETE /v1/namespaces/{name} calls it after forgetting the

@@ -42,10 +42,31 @@ type serverStatus struct {
 	// by source ("hit", "joined", "computed", "error"), since the Server
 	// started; durations in nanoseconds, as in /v1/stats.
 	Latency map[string]coalesce.Latency `json:"Latency"`
+	// Tiers are the statistics of the tiers behind memory, by name
+	// (Config.Tiers); Checks the error of each failing health check, ""
+	// for a passing one (Config.Checks).
+	Tiers  map[string]any    `json:"Tiers,omitempty"`
+	Checks map[string]string `json:"Checks,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(serverStatus{Latency: s.metrics.latencies()})
+	st := serverStatus{Latency: s.metrics.latencies()}
+	if len(s.cfg.Tiers) > 0 {
+		st.Tiers = make(map[string]any, len(s.cfg.Tiers))
+		for name, stats := range s.cfg.Tiers {
+			st.Tiers[name] = stats()
+		}
+	}
+	if len(s.cfg.Checks) > 0 {
+		st.Checks = make(map[string]string, len(s.cfg.Checks))
+		for name, check := range s.cfg.Checks {
+			st.Checks[name] = ""
+			if err := check(); err != nil {
+				st.Checks[name] = err.Error()
+			}
+		}
+	}
+	json.NewEncoder(w).Encode(st)
 }

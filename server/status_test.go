@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -70,5 +71,27 @@ func TestStatusJSON(t *testing.T) {
 		if want > 0 && (l.P50 <= 0 || l.P50 > l.Max) {
 			t.Errorf("Latency[%q] = %+v: P50 must be above zero and at most Max", src, l)
 		}
+	}
+}
+
+func TestStatusReportsTiersAndChecks(t *testing.T) {
+	type diskStats struct{ Entries, Writes int }
+	ts, _ := newTestServer(t, &testFunc{}, coalesce.Options{}, Config{
+		Tiers:  map[string]func() any{"disk": func() any { return diskStats{Entries: 3, Writes: 5} }},
+		Checks: map[string]func() error{"disk": func() error { return errors.New("no space left on device") }},
+	})
+	resp, body := get(t, ts.URL+"/v1/status")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/v1/status: %d %s", resp.StatusCode, body)
+	}
+	var st struct {
+		Tiers  map[string]diskStats
+		Checks map[string]string
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Tiers["disk"] != (diskStats{Entries: 3, Writes: 5}) || st.Checks["disk"] != "no space left on device" {
+		t.Fatalf("/v1/status tiers %+v checks %+v", st.Tiers, st.Checks)
 	}
 }

@@ -320,6 +320,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		Logger:          log,
 		Checks:          tiers.checks,
 		Collectors:      tiers.collectors,
+		Tiers:           tiers.stats,
 		DeleteNamespace: tiers.deleteNamespace,
 	})
 	if err != nil {

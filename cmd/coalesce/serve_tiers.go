@@ -22,12 +22,13 @@ type tierSet struct {
 	disk       *disk.Store   // nil with --data-dir none
 	redis      *cluster.Tier // nil without --redis
 	checks     map[string]func() error
+	stats      map[string]func() any
 	collectors []prometheus.Collector
 }
 
 // openTiers opens the tiers the flags ask for and adds them to opts.
 func openTiers(f serveFlags, log *slog.Logger, opts *coalesce.Options) (*tierSet, error) {
-	t := &tierSet{checks: map[string]func() error{}}
+	t := &tierSet{checks: map[string]func() error{}, stats: map[string]func() any{}}
 	if f.dataDir != "none" {
 		if err := t.openDisk(f, log, opts); err != nil {
 			return nil, err
@@ -74,6 +75,7 @@ func (t *tierSet) openRedis(f serveFlags, log *slog.Logger, opts *coalesce.Optio
 	opts.Tiers = append(opts.Tiers, r)
 	h := &redisHealth{tier: r}
 	t.checks["redis"] = h.check
+	t.stats["redis"] = func() any { return r.Stats() }
 	t.collectors = append(t.collectors, statsCollector[cluster.Stats]{r.Stats, clusterMetrics})
 	return nil
 }
@@ -119,6 +121,7 @@ func (t *tierSet) openDisk(f serveFlags, log *slog.Logger, opts *coalesce.Option
 	t.disk = d
 	opts.Secret = d.Secret()
 	opts.Tiers = append(opts.Tiers, d)
+	t.stats["disk"] = func() any { return d.Stats() }
 	t.checks["disk"] = func() error {
 		if st := d.Stats(); !st.Healthy {
 			return fmt.Errorf("writes failing since %s: %s", st.LastErrorAt.Format("15:04:05"), st.LastError)
