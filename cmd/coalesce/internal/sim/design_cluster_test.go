@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,27 @@ func startRedis(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Kill)
+	t.Cleanup(func() { waitRueidisGone(t) }) // runs first: before Redis goes
 	return r.Addr
+}
+
+// waitRueidisGone waits until no goroutine of rueidis is left: after its
+// client is closed, rueidis may still sleep out a reconnect back-off (its
+// DelayDo, about a second), which the next test's leak check would count.
+// It fails the test if one is still there after 10 s: a real leak.
+func waitRueidisGone(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("github.com/redis/rueidis")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("rueidis goroutines still running 10 s after the test:\n%s", buf[:n])
+			return
+		}
+	}
 }
 
 // TestClusterRun runs the cluster design alone through Run, 3 nodes on one
@@ -38,7 +60,8 @@ func startRedis(t *testing.T) string {
 func TestClusterRun(t *testing.T) {
 	addr := startRedis(t)
 	// The goroutine that waits for redis-server ends with the test.
-	defer verifyNoneEventually(t, goleak.IgnoreAnyFunction("github.com/coalesce-go/coalesce/internal/redistest.Start.func1"))
+	defer goleak.VerifyNone(t, goleak.IgnoreAnyFunction("github.com/coalesce-go/coalesce/internal/redistest.Start.func1"))
+	defer waitRueidisGone(t)
 	rep, err := Run(context.Background(), Config{Duration: 400 * time.Millisecond, Keys: 40, Workers: 2,
 		Agents: 6, InFlight: 12, TaskMin: time.Millisecond, TaskMax: 3 * time.Millisecond, CacheBytes: 16 << 20,
 		Designs: []string{"cluster"}, Redis: addr, Nodes: 3})
@@ -89,6 +112,7 @@ func TestClusterRun(t *testing.T) {
 // Redis, fails before any run and says how to start one; and that a Redis
 // that does not answer fails before any run too, naming --redis.
 func TestClusterNoRedis(t *testing.T) {
+	defer waitRueidisGone(t) // a client that failed to connect may still back off
 	_, err := Run(context.Background(), Config{Duration: 100 * time.Millisecond, Designs: []string{"cluster"}})
 	if err == nil || !strings.Contains(err.Error(), "scripts/redis") {
 		t.Errorf("Run without Redis = %v; want an error saying how to start one (scripts/redis)", err)
@@ -118,16 +142,4 @@ func redisKeys(t *testing.T, addr, pattern string) []string {
 		t.Fatal(err)
 	}
 	return keys
-}
-
-// verifyNoneEventually is goleak.VerifyNone with a longer wait: rueidis
-// may still be sleeping out a reconnect back-off (its DelayDo, about a
-// second) after its client is closed, which would otherwise show up as a
-// leak in whichever test checks next.
-func verifyNoneEventually(t *testing.T, opts ...goleak.Option) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); goleak.Find(opts...) != nil && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	goleak.VerifyNone(t, opts...)
 }
