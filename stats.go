@@ -20,7 +20,7 @@ type Stats struct {
 	Errors       uint64 // computations that failed (panics and timeouts included)
 	Panics       uint64 // computations that panicked
 	Timeouts     uint64 // computations that exceeded Options.TaskTimeout
-	CachedErrors uint64 // requests answered with a cached error (Options.ErrorTTL)
+	CachedErrors uint64 // requests answered with a cached error (Options.ErrorTTL), or a tier's (TierResult.Err)
 	Overloaded   uint64 // requests refused with ErrOverloaded
 	Abandoned    uint64 // computations dropped because every waiter left
 	Peeks        uint64 // Peek calls

@@ -111,8 +111,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q; every setting is a flag", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	set := givenFlags(fs)
 	var envErr error
 	fs.VisitAll(func(fl *flag.Flag) {
 		env := "COALESCE_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))

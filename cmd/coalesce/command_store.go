@@ -124,6 +124,7 @@ func runStore(args []string, stdout, stderr io.Writer) error {
 		return tk, err
 	}
 
+	given := givenFlags(fs)
 	switch sub {
 	case "stats":
 		st := s.Stats()
@@ -178,16 +179,16 @@ func runStore(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "deleted 1 result\n")
 			return nil
 		}
-		if !flagSet(fs, "namespace") {
+		if !given["namespace"] {
 			return errors.New(`delete needs -namespace (and -version or -except-version to narrow it), or a result's -key or -input; "_" names the default namespace`)
 		}
 		var n int64
 		switch {
-		case flagSet(fs, "version") && flagSet(fs, "except-version"):
+		case given["version"] && given["except-version"]:
 			return errors.New("give -version or -except-version, not both")
-		case flagSet(fs, "version"):
+		case given["version"]:
 			n, err = s.DeleteVersion(*ns, *version)
-		case flagSet(fs, "except-version"):
+		case given["except-version"]:
 			n, err = s.DeleteOtherVersions(*ns, *except)
 		default:
 			n, err = s.DeleteNamespace(*ns)
@@ -232,12 +233,6 @@ func keyOf(secret []byte, ns, version string, input []byte) (coalesce.Key, error
 		return coalesce.Key{}, err
 	}
 	return n.KeyOf(input)
-}
-
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 func orDefault(ns string) string {

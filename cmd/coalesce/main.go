@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,6 +58,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "coalesce: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// givenFlags names the flags set on the command line, as opposed to those
+// left at their defaults.
+func givenFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 func usage(w io.Writer) {
