@@ -64,6 +64,10 @@ type flight struct {
 	// flight answered because every waiter left while it was loading.
 	loadCtx       context.Context
 	loadAbandoned bool
+	// scoped is the context Func runs with, kept here so that telling
+	// Func its namespace costs no allocation. Written by the worker before
+	// the call.
+	scoped scopedContext
 	// deleted: Delete ran while Func ran, so its result may predate the
 	// deletion: it is delivered but not cached.
 	deleted bool

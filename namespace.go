@@ -231,6 +231,20 @@ func (n *Namespace) expiry() time.Time {
 // scopeKey carries a computation's namespace and version to its Func.
 type scopeKey struct{}
 
+// scopedContext is a computation's context that also answers scopeKey
+// with the computation's Namespace.
+type scopedContext struct {
+	context.Context
+	ns *Namespace
+}
+
+func (c *scopedContext) Value(key any) any {
+	if _, ok := key.(scopeKey); ok {
+		return c.ns
+	}
+	return c.Context.Value(key)
+}
+
 // Scope names the namespace and version of the computation a Func runs.
 type Scope struct {
 	Namespace, Version string
@@ -239,7 +253,10 @@ type Scope struct {
 // RequestScope returns the namespace and version of the computation whose
 // context ctx is: a Func serving several namespaces or versions reads them
 // here. ok is false for a context that did not come from a Group.
-func RequestScope(ctx context.Context) (s Scope, ok bool) {
-	s, ok = ctx.Value(scopeKey{}).(Scope)
-	return s, ok
+func RequestScope(ctx context.Context) (Scope, bool) {
+	n, ok := ctx.Value(scopeKey{}).(*Namespace)
+	if !ok {
+		return Scope{}, false
+	}
+	return Scope{Namespace: n.name, Version: n.version}, true
 }

@@ -195,7 +195,6 @@ func (g *Group) run(f *flight) (replaced bool) {
 	f.cancel = cancel
 	sh.mu.Unlock()
 	defer cancel()
-	ctx = context.WithValue(ctx, scopeKey{}, Scope{Namespace: f.ns.name, Version: f.ns.version})
 	g.stats.queueWait.Record(time.Since(f.queuedAt))
 	if ctx.Err() != nil {
 		// Close cancelled everything between the pop and now: a function
@@ -232,7 +231,8 @@ func (g *Group) run(f *flight) (replaced bool) {
 		}
 	}()
 	start := time.Now()
-	val, err := g.call(ctx, f.input)
+	f.scoped = scopedContext{ctx, f.ns}
+	val, err := g.call(&f.scoped, f.input)
 	returned = true
 	g.stats.computeTime.Record(time.Since(start))
 	if !stop() {
