@@ -40,13 +40,16 @@ package store
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
 
 	"github.com/coalesce-go/coalesce/internal/keyhash"
 )
 
 // Store maps keys to byte values under a byte budget. All methods are safe
 // for concurrent use: Get and Contains take a shard's read lock, Set and
-// Delete its write lock; no operation takes a lock across shards.
+// Delete its write lock; no operation takes a lock across shards. A
+// caller that finds its shard's lock taken retries for up to 100 µs,
+// yielding between tries, before it blocks (see rwlock).
 type Store struct {
 	shards []*shard
 	l      layout
@@ -88,8 +91,10 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{shards: make([]*shard, l.shards), l: l}
+	spin := runtime.GOMAXPROCS(0) > 1
 	for i := range s.shards {
 		s.shards[i] = newShard(&s.l)
+		s.shards[i].mu.spin = spin
 	}
 	return s, nil
 }
