@@ -104,4 +104,11 @@ func TestRedisCluster(t *testing.T) {
 	if s := a.Stats(); s.RedisErrors != 0 || s.Writes != n {
 		t.Errorf("a's stats %+v", s)
 	}
+	// Deleting the namespace scans every primary.
+	if d, err := a.DeleteNamespace(context.Background(), "ns", ""); err != nil || d != n {
+		t.Fatalf("DeleteNamespace = %d, %v; want %d, nil", d, err, n)
+	}
+	if r := load(t, b, tierKey(1000)); r.Found || r.Lease == nil {
+		t.Fatalf("Load after DeleteNamespace = %+v, want a lease", r)
+	}
 }

@@ -41,6 +41,9 @@ type Tier struct {
 
 	claims atomic.Uint64 // numbers this node's claims
 
+	onForget      atomic.Pointer[func(namespace, version string)]
+	subscribeOnce sync.Once
+
 	closeOnce sync.Once
 	done      chan struct{}
 	refresher sync.WaitGroup

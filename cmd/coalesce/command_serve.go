@@ -307,6 +307,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tiers.forgetWith(g, log)
 	maxWait := f.maxWait
 	if maxWait == 0 {
 		maxWait = f.writeTimeout - time.Second

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -124,4 +125,70 @@ func TestServeClusterSurvivesRedis(t *testing.T) {
 		wg.Wait()
 		return computed(t, nodes)-before == 1
 	})
+}
+
+// TestServeClusterDeleteNamespace: a namespace deleted through one daemon
+// is gone from Redis and from that daemon's disk, and the other daemon,
+// which holds it in memory and on its own disk, is told to forget it:
+// its next request for the input is computed, not served from its copies.
+func TestServeClusterDeleteNamespace(t *testing.T) {
+	_, nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	ask := func(d *daemon, in string) string {
+		t.Helper()
+		code, h, body, err := postTo(http.DefaultClient, d.url+"/v1/compute", in, "Coalesce-Namespace", "docs")
+		if err != nil || code != 200 {
+			t.Fatalf("%s: %d %s %v", in, code, body, err)
+		}
+		return h.Get("Coalesce-Source")
+	}
+	if src := ask(a, "x"); src != "computed" {
+		t.Fatalf("first request on a: %s", src)
+	}
+	if src := ask(b, "x"); src != "loaded" {
+		t.Fatalf("first request on b: %s, want loaded from Redis", src)
+	}
+	if src := ask(b, "x"); src != "hit" {
+		t.Fatalf("second request on b: %s, want a memory hit", src)
+	}
+	// Another namespace stays.
+	code, _, body, err := postTo(http.DefaultClient, a.url+"/v1/compute", "x", "Coalesce-Namespace", "other")
+	if err != nil || code != 200 {
+		t.Fatalf("other namespace: %d %s %v", code, body, err)
+	}
+
+	req, _ := http.NewRequest("DELETE", a.url+"/v1/namespaces/docs", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var del struct{ Deleted int64 }
+	json.NewDecoder(resp.Body).Decode(&del)
+	resp.Body.Close()
+	// a's disk and Redis held the result (b's disk is b's to delete).
+	if resp.StatusCode != 200 || del.Deleted != 2 {
+		t.Fatalf("DELETE: %d, deleted %d; want 200, 2", resp.StatusCode, del.Deleted)
+	}
+	// The message reaches b asynchronously: until then b may still hit.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		src := ask(b, "x")
+		if src == "computed" {
+			break
+		}
+		if src != "hit" || time.Now().After(deadline) {
+			t.Fatalf("b answered from %q after the namespace was deleted through a", src)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if src := ask(a, "x"); src != "loaded" {
+		t.Fatalf("a after b computed again: %s, want loaded from Redis", src)
+	}
+	code, h, _, err := postTo(http.DefaultClient, b.url+"/v1/compute", "x", "Coalesce-Namespace", "other")
+	if err != nil || code != 200 || h.Get("Coalesce-Source") != "loaded" {
+		t.Fatalf("the other namespace on b: %d %s %v, want loaded", code, h.Get("Coalesce-Source"), err)
+	}
+	if !strings.Contains(b.stderr.String(), "another daemon deleted a namespace; forgotten here") {
+		t.Errorf("b's log does not say it forgot the namespace:\n%s", b.stderr.String())
+	}
 }

@@ -133,8 +133,21 @@ func (t *tierSet) openDisk(f serveFlags, log *slog.Logger, opts *coalesce.Option
 }
 
 // deleteNamespace deletes a namespace's results (every version, or one)
-// from the tiers that keep them.
+// from the tiers that keep them: the disk, then Redis, which tells the
+// other daemons to forget them too (see forgetWith).
 func (t *tierSet) deleteNamespace(ns, version string) (int64, error) {
+	n, err := t.deleteLocal(ns, version)
+	if err != nil || t.redis == nil {
+		return n, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := t.redis.DeleteNamespace(ctx, ns, version)
+	return n + m, err
+}
+
+// deleteLocal deletes a namespace's results from the disk tier.
+func (t *tierSet) deleteLocal(ns, version string) (int64, error) {
 	if t.disk == nil {
 		return 0, nil
 	}
@@ -142,6 +155,31 @@ func (t *tierSet) deleteNamespace(ns, version string) (int64, error) {
 		return t.disk.DeleteNamespace(ns)
 	}
 	return t.disk.DeleteVersion(ns, version)
+}
+
+// forgetWith makes a namespace deleted through another daemon forgotten
+// here too: in memory, and on this daemon's disk, from which it would
+// otherwise be loaded again.
+func (t *tierSet) forgetWith(g *coalesce.Group, log *slog.Logger) {
+	if t.redis == nil {
+		return
+	}
+	t.redis.OnForget(func(ns, version string) {
+		if version == "" {
+			g.ForgetNamespace(ns)
+		} else if n, err := g.Namespace(ns, version); err == nil {
+			n.Forget()
+		} else {
+			log.Warn("another daemon deleted a namespace this one cannot name", "namespace", ns, "version", version, "err", err)
+			return
+		}
+		n, err := t.deleteLocal(ns, version)
+		if err != nil {
+			log.Warn("another daemon deleted a namespace; deleting it from this daemon's disk failed", "namespace", ns, "version", version, "err", err)
+			return
+		}
+		log.Info("another daemon deleted a namespace; forgotten here", "namespace", ns, "version", version, "deleted_from_disk", n)
+	})
 }
 
 func (t *tierSet) close() error {
