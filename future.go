@@ -47,7 +47,8 @@ func (g *Group) Peek(input []byte) (Status, []byte, error) {
 }
 
 // Peek is Group.Peek in the namespace. It looks in memory only: a result
-// kept only by a Tier is Absent until a request loads it.
+// kept only by a Tier is Absent until a request loads it (FindKey, by key,
+// asks the tiers).
 func (n *Namespace) Peek(input []byte) (Status, []byte, error) {
 	n.g.stats.peeks.Add(1)
 	_, k, err := n.key(input)

@@ -1,10 +1,12 @@
 package coalesce
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coalesce-go/coalesce/internal/keyhash"
 )
@@ -69,6 +71,59 @@ func (g *Group) PeekKey(k Key) (Status, []byte) {
 func (n *Namespace) PeekKey(k Key) (Status, []byte) {
 	n.g.stats.peeks.Add(1)
 	return n.peek(n.memKey(k.k))
+}
+
+// FindKey is PeekKey that also asks the tiers: when memory holds no
+// result for k and no call of its input is pending, each of
+// Options.Tiers that is a TierPeeker is asked in turn, within ctx, and
+// the first result found is returned Ready, with Source Loaded (Hit when
+// memory had it). It waits for those reads but never for a computation,
+// and starts none. An error a tier keeps for the key (a computation that
+// failed in another process) is returned as the error, with Absent; a
+// tier that fails is skipped and counted in Stats.TierErrors; ctx's end
+// returns its error. A result found in a tier is not copied into memory:
+// a request for the input (Get) does that.
+func (g *Group) FindKey(ctx context.Context, k Key) (Status, Result, error) {
+	if g.def == nil {
+		return Absent, Result{}, ErrNotInitialized
+	}
+	return g.def.FindKey(ctx, k)
+}
+
+// FindKey is Group.FindKey in the namespace.
+func (n *Namespace) FindKey(ctx context.Context, k Key) (Status, Result, error) {
+	if st, v := n.PeekKey(k); st != Absent {
+		return st, Result{Value: v, Source: Hit}, nil
+	}
+	tk := n.tierKey(k.k)
+	for _, t := range n.g.opts.Tiers {
+		p, ok := t.(TierPeeker)
+		if !ok {
+			continue
+		}
+		r, err := peekFrom(p, ctx, tk)
+		switch {
+		case ctx.Err() != nil:
+			return Absent, Result{}, ctx.Err()
+		case err != nil:
+			n.g.stats.tierErrors.Add(1)
+		case r.Found && (r.Expires.IsZero() || time.Now().Before(r.Expires)):
+			return Ready, Result{Value: r.Value[:len(r.Value):len(r.Value)], Source: Loaded}, nil
+		case r.Err != nil:
+			return Absent, Result{}, r.Err
+		}
+	}
+	return Absent, Result{}, nil
+}
+
+// peekFrom calls p.Peek, turning a panic into an error.
+func peekFrom(p TierPeeker, ctx context.Context, tk TierKey) (r TierResult, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			r, err = TierResult{}, fmt.Errorf("coalesce: TierPeeker.Peek panicked: %v", x)
+		}
+	}()
+	return p.Peek(ctx, tk)
 }
 
 // Lookup answers input from the cache only: a Hit result and true if its

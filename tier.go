@@ -86,6 +86,16 @@ type Outcome struct {
 	Lease any
 }
 
+// A TierPeeker is a Tier that can answer for a key without taking part in
+// its computation: Peek reports what Load would find (a result, or an
+// error the tier keeps for the key), but takes no lease, never waits for
+// another process's computation and starts none. FindKey asks the tiers
+// that are TierPeekers, so that a result kept only by a tier (on disk
+// after a restart, say) can be found by its key alone.
+type TierPeeker interface {
+	Peek(ctx context.Context, key TierKey) (TierResult, error)
+}
+
 // A Toucher is a Tier that wants to know which results are used while
 // they are in memory, so that its own eviction counts memory hits as uses.
 // The Group calls Touched from one goroutine with batches of keys sampled

@@ -70,13 +70,13 @@ func (c *Client) Start(ctx context.Context, input []byte) (*Pending, error) {
 	return nil, unexpected(resp)
 }
 
-// Poll returns the result for key if the daemon has it, with Source Hit;
+// Poll returns the result for key if the daemon has it, with Source Hit
+// (Loaded if the daemon found it on its disk or in Redis: a key kept
+// across the daemon's restart still finds its result);
 // coalesce.ErrPending while it is being computed; or an *Error wrapping
-// ErrNotFound if it is neither cached nor being computed. A respond-async
-// computation that failed lately is reported with its error. The key is
-// looked up in the Client's namespace and version only, and in the
-// daemon's memory only: a result its disk keeps is found once a request
-// with the input has loaded it.
+// ErrNotFound if it is neither kept nor being computed. A computation
+// that failed lately is reported with its error. The key is looked up in
+// the Client's namespace and version only.
 func (c *Client) Poll(ctx context.Context, key coalesce.Key) (coalesce.Result, error) {
 	res, _, err := c.poll(ctx, key)
 	return res, err

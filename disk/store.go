@@ -55,6 +55,7 @@ type Store struct {
 
 var _ coalesce.Tier = (*Store)(nil)
 var _ coalesce.Toucher = (*Store)(nil)
+var _ coalesce.TierPeeker = (*Store)(nil)
 
 // Open opens the store in o.Dir, creating it if needed. It reads the
 // store's counters and secret, not its records.
@@ -201,6 +202,13 @@ func recordKey(k coalesce.TierKey) ([]byte, error) {
 	}
 	return appendRecordKey(make([]byte, 0, recordKeyBase+len(k.Namespace)+len(k.Version)),
 		k.Namespace, k.Version, k.Key.Bytes()), nil
+}
+
+// Peek implements coalesce.TierPeeker. The disk takes no leases and waits
+// for no computation, so Peek is Load: a result found by its key alone
+// (GET /v1/results/KEY after a restart) counts as a use.
+func (s *Store) Peek(ctx context.Context, k coalesce.TierKey) (coalesce.TierResult, error) {
+	return s.Load(ctx, k)
 }
 
 // Load implements coalesce.Tier. A corrupt or expired record is a miss;

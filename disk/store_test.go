@@ -535,3 +535,18 @@ func TestDamagedDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestPeek: Peek finds what Load finds, without a lease.
+func TestPeek(t *testing.T) {
+	s := openT(t, Options{})
+	k := tk("ns", "v1", 1)
+	mustSave(t, s, k, valueOf(k), time.Time{})
+	mustFlush(t, s)
+	r, err := s.Peek(ctx, k)
+	if err != nil || !r.Found || !bytes.Equal(r.Value, valueOf(k)) || r.Lease != nil {
+		t.Fatalf("Peek of a saved result = %+v, %v", r, err)
+	}
+	if r, err := s.Peek(ctx, tk("ns", "v1", 2)); err != nil || r.Found {
+		t.Fatalf("Peek of nothing = %+v, %v", r, err)
+	}
+}

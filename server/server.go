@@ -423,9 +423,10 @@ func (s *Server) computeAsync(w http.ResponseWriter, r *http.Request, ns *coales
 	json.NewEncoder(w).Encode(asyncAccepted{Key: key.String(), Started: fu.First(), Status: "pending"})
 }
 
-// result is GET /v1/results/KEY: 200 with the result if cached, 202 while
-// it is being computed, the error of a failed respond-async computation
-// for a while after it failed, or 404.
+// result is GET /v1/results/KEY: 200 with the result if memory or a tier
+// keeps it (a disk after a restart: Coalesce-Source loaded), 202 while it
+// is being computed, the error of a failed computation (respond-async,
+// for a while after it failed; or kept by a tier), or 404.
 func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 	key, err := coalesce.ParseKey(r.PathValue("key"))
 	if err != nil {
@@ -437,9 +438,17 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, aerr, nil)
 		return
 	}
-	switch st, v := ns.PeekKey(key); st {
+	st, res, err := ns.FindKey(r.Context(), key)
+	if err != nil && r.Context().Err() != nil {
+		return // the client left
+	}
+	if err != nil {
+		s.fail(w, r, errorOf(err), nil)
+		return
+	}
+	switch st {
 	case coalesce.Ready:
-		writeResult(w, key, coalesce.Result{Value: v, Source: coalesce.Hit})
+		writeResult(w, key, res)
 		return
 	case coalesce.Pending:
 		h := w.Header()

@@ -440,12 +440,13 @@ class Client:
         neither cached nor being computed, or the computation's error.
         Given a Pending, the result's source is "computed" if it started
         the computation (even if the daemon found it on its disk: its
-        answer does not tell), else "joined"; given a key, "hit".
+        answer does not tell), else "joined"; given a key, "hit", or
+        "loaded" if the daemon found it on its disk or in Redis (a key kept
+        across the daemon's restart still finds its result).
 
         The key is looked up in one namespace and version: the Pending's,
         or for a key string the Client's, unless namespace and version name
-        others; and in the daemon's memory only, so a result its disk keeps
-        is found once a request with the input has loaded it."""
+        others."""
         result, _ = self._poll(key, namespace, version)
         return result
 

@@ -58,9 +58,26 @@ func TestServeRestartKeepsResults(t *testing.T) {
 	}
 	// One result in another namespace, which the restart keeps apart.
 	_, _ = computeAll(t, d, inputs[:1], "Coalesce-Namespace", "other")
+	_, h, _, err := postTo(http.DefaultClient, d.url+"/v1/compute", inputs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := h.Get("Coalesce-Key")
 	d.stop(t)
 
 	d = startDaemon(t, append(fast, "--version", "v1")...)
+	// A client that kept the key (an async request's) finds the result on
+	// disk, without sending the input again.
+	resp, err := http.Get(d.url + "/v1/results/" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Coalesce-Source") != "loaded" || string(body) != before[0] {
+		t.Fatalf("GET /v1/results/KEY after a restart: %d, source %q, %q; want 200, loaded, %q",
+			resp.StatusCode, resp.Header.Get("Coalesce-Source"), body, before[0])
+	}
 	after, src := computeAll(t, d, inputs)
 	if src["loaded"] != len(inputs) {
 		t.Fatalf("after a restart: sources %v; want every input loaded from disk", src)
