@@ -57,6 +57,7 @@ type serveFlags struct {
 	redis, redisPrefix string
 	redisFailClosed    bool
 	redisLiveness      time.Duration
+	redisWait          time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
@@ -99,6 +100,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.redisPrefix, "redis-prefix", "coalesce:", "prefix of every Redis key, so that deployments can share a Redis")
 	fs.BoolVar(&f.redisFailClosed, "redis-fail-closed", false, "answer 502 when Redis cannot be reached, instead of computing locally")
 	fs.DurationVar(&f.redisLiveness, "redis-liveness", 3*time.Second, "a crashed daemon's computations are taken over by the others within this")
+	fs.DurationVar(&f.redisWait, "redis-wait", 30*time.Second, "at start, keep trying to reach --redis for this long before giving up (0: try once)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -164,6 +166,7 @@ func (f serveFlags) check() error {
 		{"--grace", f.grace, true, time.Millisecond, time.Hour},
 		{"--upstream-timeout", f.upstreamTimeout, false, time.Millisecond, 24 * time.Hour},
 		{"--redis-liveness", f.redisLiveness, false, 10 * time.Millisecond, time.Hour},
+		{"--redis-wait", f.redisWait, true, time.Millisecond, time.Hour},
 	}
 	for _, d := range durs {
 		if d.v == 0 && d.zeroOK {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -190,5 +193,55 @@ func TestServeClusterDeleteNamespace(t *testing.T) {
 	}
 	if !strings.Contains(b.stderr.String(), "another daemon deleted a namespace; forgotten here") {
 		t.Errorf("b's log does not say it forgot the namespace:\n%s", b.stderr.String())
+	}
+}
+
+// TestServeClusterWaitsForRedis: a daemon started before its Redis keeps
+// trying (--redis-wait) and joins once Redis is up; with nothing to join
+// within --redis-wait it exits with an error that says so.
+func TestServeClusterWaitsForRedis(t *testing.T) {
+	if !redistest.Installed() {
+		t.Skip("no redis-server to test the cluster mode with")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	var stderr bytes.Buffer
+	start := time.Now()
+	code := run([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", "none", "--redis", addr, "--redis-wait", "300ms"}, io.Discard, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "--redis-wait") || time.Since(start) > 20*time.Second {
+		t.Fatalf("no Redis within --redis-wait: exit %d after %v, %q", code, time.Since(start), stderr.String())
+	}
+
+	dir := t.TempDir()
+	started := make(chan *redistest.Server, 1)
+	go func() {
+		time.Sleep(time.Second)
+		r, err := redistest.Start(dir, port)
+		if err != nil {
+			t.Error(err)
+		}
+		started <- r
+	}()
+	a := startDaemon(t, "--redis", addr, "--redis-liveness", "500ms")
+	r := <-started
+	if r == nil {
+		t.FailNow()
+	}
+	t.Cleanup(r.Kill)
+	if !strings.Contains(a.stderr.String(), "cannot reach Redis yet") {
+		t.Errorf("the daemon did not say it waited for Redis:\n%s", a.stderr.String())
+	}
+	b := startDaemon(t, "--redis", addr, "--redis-liveness", "500ms")
+	if _, h, _, err := postTo(http.DefaultClient, a.url+"/v1/compute", "x"); err != nil || h.Get("Coalesce-Source") != "computed" {
+		t.Fatalf("a: %v %q", err, h.Get("Coalesce-Source"))
+	}
+	if _, h, _, err := postTo(http.DefaultClient, b.url+"/v1/compute", "x"); err != nil || h.Get("Coalesce-Source") != "loaded" {
+		t.Fatalf("b: %v %q; want loaded from the Redis a joined late", err, h.Get("Coalesce-Source"))
 	}
 }

@@ -449,6 +449,8 @@ func TestServeOddFlags(t *testing.T) {
 		{[]string{"--namespace-ttl", "a=-1s"}, "the duration must be positive"},
 		{[]string{"--namespace-ttl", "a=1s,a=2s"}, `namespace "a" given twice`},
 		{[]string{"--namespace-ttl", "bad name=1s"}, "Options.NamespaceTTL"},
+		{[]string{"--redis-wait", "-1s"}, "--redis-wait -1s: allowed"},
+		{[]string{"--redis-wait", "2h"}, "--redis-wait 2h0m0s: allowed"},
 	} {
 		var stderr bytes.Buffer
 		code := run(append([]string{"serve"}, tc.args...), io.Discard, &stderr)

@@ -59,15 +59,8 @@ func (t *tierSet) openRedis(f serveFlags, log *slog.Logger, opts *coalesce.Optio
 	if d := 2 * f.taskTimeout; d > 5*time.Minute {
 		co.LeaseTTL = d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := cluster.New(ctx, co)
+	r, secret, err := joinCluster(co, f.redisWait, log)
 	if err != nil {
-		return fmt.Errorf("--redis %s: %w", f.redis, err)
-	}
-	secret, err := r.SharedSecret(ctx)
-	if err != nil {
-		r.Close()
 		return fmt.Errorf("--redis %s: %w", f.redis, err)
 	}
 	t.redis = r
@@ -78,6 +71,40 @@ func (t *tierSet) openRedis(f serveFlags, log *slog.Logger, opts *coalesce.Optio
 	t.stats["redis"] = func() any { return r.Stats() }
 	t.collectors = append(t.collectors, statsCollector[cluster.Stats]{r.Stats, clusterMetrics})
 	return nil
+}
+
+// joinCluster connects to Redis and reads the cluster's shared secret,
+// trying again for up to wait while Redis cannot be reached: daemons and
+// their Redis are often started together, and the daemon cannot start
+// without Redis (its keys are hashed with the secret Redis keeps, so it
+// could not serve the others' results, nor they its own). Bad options
+// fail at once.
+func joinCluster(co cluster.Options, wait time.Duration, log *slog.Logger) (*cluster.Tier, []byte, error) {
+	deadline := time.Now().Add(wait)
+	pause := 100 * time.Millisecond
+	for tries := 1; ; tries++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := cluster.New(ctx, co)
+		var secret []byte
+		if err == nil {
+			if secret, err = r.SharedSecret(ctx); err != nil {
+				r.Close()
+			}
+		}
+		cancel()
+		if err == nil {
+			return r, secret, nil
+		}
+		if !errors.Is(err, cluster.ErrUnavailable) || time.Now().Add(pause).After(deadline) {
+			if tries > 1 {
+				err = fmt.Errorf("%w (tried %d times in %v: --redis-wait)", err, tries, wait)
+			}
+			return nil, nil, err
+		}
+		log.Warn("cannot reach Redis yet; trying again", "err", err, "try", tries, "until", deadline.Format(time.TimeOnly))
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
 }
 
 // redisHealth fails while Redis errors are recent: the daemon then serves

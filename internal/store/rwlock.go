@@ -15,7 +15,7 @@ import (
 // released. With every entry of a 1 GiB store hot and one goroutine
 // storing new keys while another read old ones (BenchmarkStoreHotSet),
 // the reader's hit p99 went from 98 µs to 7 µs and the Sets' p99 from
-// 49-53 µs to 18-20 µs, and the reader made twice the hits in the same
+// 49-53 µs to 18-23 µs, and the reader made twice the hits in the same
 // time. Past spinFor (a holder descheduled, or a writer that keeps finding
 // readers) the caller blocks as before, so a writer is never starved for
 // long by a stream of readers, and a lock held for long costs its waiters
