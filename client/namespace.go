@@ -55,14 +55,15 @@ func (c *Client) scope(req *http.Request) {
 // default one): of every version if version is "", else of that version
 // only. The daemon stops serving them from its memory at once and deletes
 // them from its disk tier; it returns how many it deleted from the disk
-// (0 for a daemon without one). It names the namespace in its arguments,
+// and from Redis (0 for a daemon with neither). It names the namespace in its arguments,
 // whatever the Client's own.
 //
-// Results stored in Redis (a daemon run with --redis) and in other
-// daemons' memory are not deleted, and a computation running meanwhile
+// A daemon run with --redis also deletes them from Redis and tells the
+// other daemons to forget theirs (a daemon disconnected from Redis at that
+// moment keeps its copies until evicted); a computation running meanwhile
 // still delivers and stores its result. An *Error with code tier_failed
-// (HTTP 500) means the memory forgot them but the disk failed to delete
-// them: call again.
+// (HTTP 500) means the memory forgot them but the disk or Redis failed to
+// delete them: call again.
 func (c *Client) DeleteNamespace(ctx context.Context, name, version string) (int64, error) {
 	if name == "_" {
 		// The daemon reads "_" in the path as the default namespace.

@@ -531,15 +531,18 @@ class Client:
     def delete_namespace(self, namespace: str, version: Optional[str] = None) -> int:
         """Deletes the results of namespace ("" for the default one), of
         every version, or of version only (DELETE /v1/namespaces/NAME), and
-        returns how many the daemon deleted from its disk (0 without one).
-        The daemon stops serving them from its memory at once. It names the
-        namespace in its arguments, whatever the Client's own.
+        returns how many the daemon deleted from its disk and from Redis (0
+        without either). The daemon stops serving them from its memory at
+        once. It names the namespace in its arguments, whatever the
+        Client's own.
 
-        Results kept in Redis (a daemon run with --redis) and in other
-        daemons' memory are not deleted, and a computation running
-        meanwhile still delivers and stores its result. CoalesceError with
-        code tier_failed (500): the memory forgot them but the disk failed
-        to delete them; call again."""
+        A daemon run with --redis also deletes them from Redis and tells
+        the other daemons to forget theirs (a daemon disconnected from
+        Redis at that moment keeps its copies until evicted); a
+        computation running meanwhile still delivers and stores its
+        result. CoalesceError with code tier_failed (500): the memory
+        forgot them but the disk or Redis failed to delete them; call
+        again."""
         if namespace == "_":
             raise ValueError('namespace "_": the daemon reads "_" as the default namespace; '
                              'a namespace named "_" cannot be deleted over HTTP')
