@@ -110,6 +110,7 @@ func BenchmarkStoreHotSet(b *testing.B) {
 	}
 	fmt.Printf("\n%d entries of %d B made hot (%d of them main's), then %d Sets of new keys\n", hot, valueSize, st.MainEntries, ss.Count)
 	fmt.Printf("Set: p50 %v, p99 %v, p99.9 %v, max %v\n", ss.P50, ss.P99, ss.P999, ss.Max.Round(time.Microsecond))
+	fmt.Printf("records processed at the queues' tails by one Set, at most (since New, the fill included): %d\n", s.Stats().MaxSetSteps)
 	fmt.Printf("busy loop as long as the median Set: p50 %v, p99 %v, p99.9 %v, max %v\n", bs.P50, bs.P99, bs.P999, bs.Max.Round(time.Microsecond))
 	if hs.Count > 0 {
 		fmt.Printf("concurrent Get: %d hits, %d misses; hit p50 %v, p99 %v, p99.9 %v, max %v\n", hs.Count, missCount.Load(),

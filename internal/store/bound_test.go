@@ -30,6 +30,11 @@ func TestEvictionBoundedWhenAllHot(t *testing.T) {
 			if maxSteps > bound {
 				t.Fatalf("a Set processed %d records at the queues' tails, above the bound of %d", maxSteps, bound)
 			}
+			// Stats reports the most of any Set since New, the fill and the
+			// heating included, which the bound covers too.
+			if st := s.Stats(); st.MaxSetSteps < maxSteps || st.MaxSetSteps > bound {
+				t.Fatalf("Stats.MaxSetSteps %d; want between the measured %d and the bound %d", st.MaxSetSteps, maxSteps, bound)
+			}
 			checkInvariants(t, s)
 		})
 	}

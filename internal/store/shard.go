@@ -73,8 +73,10 @@ type shard struct {
 	evidence int
 
 	// The current Set's eviction work (see keepRecords): records moved,
-	// their bytes, and records processed at the queues' tails.
+	// their bytes, and records processed at the queues' tails; and the
+	// most records any Set has processed (Stats.MaxSetSteps).
 	keeps, keptBytes, steps int
+	maxSteps                int
 	// warmed is whether the current Set has loaded the index slots of
 	// the records at main's tail (see warm), sink what those loads read.
 	warmed bool
@@ -237,7 +239,7 @@ func (s *shard) contains(k keyhash.Key) bool {
 func (s *shard) set(k keyhash.Key, v []byte) {
 	size := recordSize(len(v))
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.endSet()
 	s.keeps, s.keptBytes, s.steps = 0, 0, 0
 	s.warmed = false
 	s.freq.age(s.idx.parts)
@@ -279,6 +281,13 @@ func (s *shard) set(k keyhash.Key, v []byte) {
 		}
 	}
 	s.insert(k, v, size, qi, 0)
+}
+
+// endSet ends a Set: its work goes into the maximum, and the lock is
+// released.
+func (s *shard) endSet() {
+	s.maxSteps = max(s.maxSteps, s.steps)
+	s.mu.Unlock()
 }
 
 // insert appends a new record for k, which is absent from the index, making

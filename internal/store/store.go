@@ -77,6 +77,11 @@ type Stats struct {
 	Evictions uint64
 	// SmallEntries and MainEntries split Entries by S3-FIFO queue.
 	SmallEntries, MainEntries int
+	// MaxSetSteps is the most records a single Set has processed at the
+	// queues' tails (moved, dropped, or skipped as garbage) since New, in
+	// any shard: eviction's work per Set, which keepRecords and the byte
+	// cleaner's pace bound whatever the entries' access counts.
+	MaxSetSteps int
 	// Shards is the number of shards; IndexSlots their index slots
 	// allocated so far in all; MaxEntries the entry cap in all (the
 	// index's, or Config.MaxEntries').
@@ -150,6 +155,7 @@ func (s *Store) Stats() Stats {
 		st.LiveBytes += sh.q[qSmall].liveBytes + sh.q[qMain].liveBytes
 		st.Bytes += meta + int64(sh.usedSegs)*int64(s.l.segSize) + sh.idx.bytes + sh.ghost.allocated() + sh.mghost.allocated()
 		st.Evictions += sh.evictions
+		st.MaxSetSteps = max(st.MaxSetSteps, sh.maxSteps)
 		st.IndexSlots += sh.idx.slots
 		st.MaxEntries += s.l.maxEntries
 		sh.mu.RUnlock()
