@@ -53,6 +53,7 @@ func (t *Tier) DeleteNamespace(ctx context.Context, namespace, version string) (
 		t.redisError("delete namespace", err)
 		return deleted, fmt.Errorf("%w: the namespace's %d results were deleted from Redis, but telling the other nodes failed: %v", ErrUnavailable, deleted, err)
 	}
+	t.stats.nsDeleted.Add(1)
 	return deleted, nil
 }
 
@@ -158,6 +159,7 @@ func (t *Tier) subscribe() {
 				return
 			}
 			if f := t.onForget.Load(); f != nil {
+				t.stats.nsForgotten.Add(1)
 				(*f)(msg.Namespace, msg.Version)
 			}
 		})

@@ -115,6 +115,12 @@ func TestDeleteNamespace(t *testing.T) {
 			t.Fatalf("%+v: found %v after deleting namespace n*", k, r.Found)
 		}
 	}
+	if s := a.Stats(); s.NamespacesDeleted != 2 || s.NamespacesForgotten != 0 {
+		t.Errorf("a's stats %+v", s)
+	}
+	if s := b.Stats(); s.NamespacesForgotten != 2 {
+		t.Errorf("b's stats %+v", s)
+	}
 	select {
 	case f := <-selfTold:
 		t.Fatalf("the deleting node was told to forget %+v", f)

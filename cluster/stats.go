@@ -28,6 +28,10 @@ type Stats struct {
 	Writes uint64
 	// Wakeups: waits ended by an invalidation rather than by polling.
 	Wakeups uint64
+	// NamespacesDeleted: DeleteNamespace calls that succeeded on this
+	// node; NamespacesForgotten: deletions by other nodes passed to the
+	// OnForget function.
+	NamespacesDeleted, NamespacesForgotten uint64
 	// RedisErrors: round trips that failed (timeouts and connection
 	// errors included); each one made the Group compute on its own, or,
 	// with FailClosed, fail.
@@ -38,6 +42,7 @@ type stats struct {
 	remoteHits, remoteJoins, negativeHits      atomic.Uint64
 	leasesTaken, leasesStolen, leasesLost      atomic.Uint64
 	leasesReleased, writes, wakeups, redisErrs atomic.Uint64
+	nsDeleted, nsForgotten                     atomic.Uint64
 }
 
 // Stats returns the counters.
@@ -54,5 +59,8 @@ func (t *Tier) Stats() Stats {
 		Writes:         s.writes.Load(),
 		Wakeups:        s.wakeups.Load(),
 		RedisErrors:    s.redisErrs.Load(),
+
+		NamespacesDeleted:   s.nsDeleted.Load(),
+		NamespacesForgotten: s.nsForgotten.Load(),
 	}
 }

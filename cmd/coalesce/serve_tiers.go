@@ -291,5 +291,7 @@ var clusterMetrics = []statMetric[cluster.Stats]{
 	clusterCounter("leases_released_total", "Leases given back unused.", func(s *cluster.Stats) uint64 { return s.LeasesReleased }),
 	clusterCounter("writes_total", "Results and errors stored in Redis.", func(s *cluster.Stats) uint64 { return s.Writes }),
 	clusterCounter("wakeups_total", "Waits ended by an invalidation rather than by polling.", func(s *cluster.Stats) uint64 { return s.Wakeups }),
+	clusterCounter("namespaces_deleted_total", "Namespaces deleted through this daemon from Redis, and published to the others.", func(s *cluster.Stats) uint64 { return s.NamespacesDeleted }),
+	clusterCounter("namespaces_forgotten_total", "Namespaces another daemon deleted, forgotten here.", func(s *cluster.Stats) uint64 { return s.NamespacesForgotten }),
 	clusterCounter("redis_errors_total", "Failed round trips to Redis; each made the node compute on its own (or fail, with --redis-fail-closed).", func(s *cluster.Stats) uint64 { return s.RedisErrors }),
 }
