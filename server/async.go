@@ -112,15 +112,20 @@ func (t *asyncTable) expireLocked() {
 
 // failure returns the error of k's respond-async computation, if it failed
 // lately.
-func (t *asyncTable) failure(k coalesce.Key) error {
+// outcome reports whether k's respond-async computation is still tracked
+// (its end not yet recorded), or the error it failed with lately.
+func (t *asyncTable) outcome(k coalesce.Key) (pending bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, ok := t.pending[k]; ok {
+		return true, nil
+	}
 	t.expireLocked()
 	f, ok := t.failed[k]
 	if !ok || time.Now().After(f.expires) {
-		return nil
+		return false, nil
 	}
-	return f.err
+	return false, f.err
 }
 
 func (t *asyncTable) len() int {

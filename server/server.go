@@ -446,21 +446,25 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorOf(err), nil)
 		return
 	}
-	switch st {
-	case coalesce.Ready:
+	if st == coalesce.Ready {
 		writeResult(w, key, res)
 		return
-	case coalesce.Pending:
+	}
+	// A respond-async computation that has just ended is out of the
+	// Group's table before the server has recorded how it ended: until
+	// then it is still pending here, not 404.
+	pending, err := s.async.outcome(key)
+	if err != nil {
+		s.fail(w, r, errorOf(err), nil)
+		return
+	}
+	if st == coalesce.Pending || pending {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Retry-After", "1")
 		h.Set(headerKey, key.String())
 		w.WriteHeader(http.StatusAccepted)
 		json.NewEncoder(w).Encode(asyncAccepted{Key: key.String(), Status: "pending"})
-		return
-	}
-	if err := s.async.failure(key); err != nil {
-		s.fail(w, r, errorOf(err), nil)
 		return
 	}
 	s.fail(w, r, &apiError{Status: http.StatusNotFound, Code: codeNotFound,
