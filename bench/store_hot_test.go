@@ -55,8 +55,8 @@ func BenchmarkStoreHotSet(b *testing.B) {
 
 	// Sets, busy loops and hits are recorded in histograms, which allocate
 	// nothing: the slices this used to append to were "preallocated" with
-	// b.N, which is 1 until b.Loop has run, so they grew in the timed loop
-	// and set off collections there.
+	// b.N, which is 1 until b.Loop has run, so they grew (copying up to
+	// tens of MiB at a time) in the timed loop.
 	//
 	// The busy loop is the machine's share of the tail: a computation
 	// without memory traffic as long as the median Set, timed the same way
