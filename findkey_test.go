@@ -1,7 +1,6 @@
 package coalesce
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -24,15 +23,7 @@ func (t *peekTier) Peek(ctx context.Context, k TierKey) (TierResult, error) {
 	if t.peekErr != nil {
 		return TierResult{}, t.peekErr
 	}
-	if t.answer != nil {
-		return TierResult{Err: t.answer}, nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.m[k]; ok {
-		return TierResult{Found: true, Value: bytes.Clone(v)}, nil
-	}
-	return TierResult{}, nil
+	return t.lookup(k), nil
 }
 
 // TestFindKey: a result kept only by a tier is found by its key, through

@@ -51,15 +51,25 @@ func (t *mapTier) Load(ctx context.Context, k TierKey) (TierResult, error) {
 	if t.loadErr != nil {
 		return TierResult{}, t.loadErr
 	}
+	r := t.lookup(k)
+	if !r.Found && r.Err == nil {
+		r.Lease = t.lease
+	}
+	return r, nil
+}
+
+// lookup is what the tier keeps for k: its answer, a copy of the value,
+// or nothing.
+func (t *mapTier) lookup(k TierKey) TierResult {
 	if t.answer != nil {
-		return TierResult{Err: t.answer}, nil
+		return TierResult{Err: t.answer}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if v, ok := t.m[k]; ok {
-		return TierResult{Found: true, Value: bytes.Clone(v)}, nil
+		return TierResult{Found: true, Value: bytes.Clone(v)}
 	}
-	return TierResult{Lease: t.lease}, nil
+	return TierResult{}
 }
 
 func (t *mapTier) Save(ctx context.Context, k TierKey, out Outcome) error {

@@ -16,14 +16,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/coalesce-go/coalesce/internal/benchutil"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -216,30 +215,6 @@ func builtStore(b *testing.B, kind engineKind) string {
 	return dir
 }
 
-func dirBytes(b *testing.B, dir string) int64 {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err == nil {
-			n += info.Size()
-		}
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
-}
-
-func reportLatency(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-}
-
 func BenchmarkDiskEngines(b *testing.B) {
 	for _, kind := range engineKinds {
 		// Writes into a fresh store: each synced, or gathered in batches
@@ -274,7 +249,7 @@ func BenchmarkDiskEngines(b *testing.B) {
 		// too), and the store's size and open time.
 		b.Run(kind.name+"/get-1M", func(b *testing.B) {
 			dir := builtStore(b, kind)
-			perRecord := float64(dirBytes(b, dir)) / engineRecords
+			perRecord := float64(benchutil.DirBytes(b, dir)) / engineRecords
 			e, err := kind.open(dir)
 			if err != nil {
 				b.Fatal(err)
@@ -309,7 +284,7 @@ func BenchmarkDiskEngines(b *testing.B) {
 							b.Fatalf("get %d: %v, found %v", k, err, found)
 						}
 					}
-					reportLatency(b, lat)
+					benchutil.ReportLatency(b, lat)
 					b.ReportMetric(perRecord, "disk-B/record")
 				})
 			}

@@ -24,16 +24,22 @@ func (t *Tier) keysOf(k coalesce.TierKey) keys {
 	hex := k.Key.String()
 	var b strings.Builder
 	b.Grow(len(t.opts.Prefix) + len(k.Namespace) + len(k.Version) + len(hex) + 8)
-	b.WriteString(t.opts.Prefix)
-	b.WriteString("r:")
-	escape(&b, k.Namespace)
-	b.WriteByte(':')
+	t.writeNamespace(&b, k.Namespace)
 	escape(&b, k.Version)
 	b.WriteString(":{")
 	b.WriteString(hex[:4])
 	b.WriteByte('}')
 	b.WriteString(hex[4:])
 	return keys{result: b.String(), fence: t.opts.Prefix + "fence:{" + hex[:4] + "}"}
+}
+
+// writeNamespace writes what starts the result keys of a namespace:
+// <prefix>r:<namespace>:, the version next.
+func (t *Tier) writeNamespace(b *strings.Builder, namespace string) {
+	b.WriteString(t.opts.Prefix)
+	b.WriteString("r:")
+	escape(b, namespace)
+	b.WriteByte(':')
 }
 
 // escape writes s with the bytes that would make a key ambiguous or move

@@ -28,10 +28,7 @@ func (t *Tier) DeleteNamespace(ctx context.Context, namespace, version string) (
 		return 0, ErrClosed
 	}
 	var b strings.Builder
-	b.WriteString(t.opts.Prefix)
-	b.WriteString("r:")
-	escape(&b, namespace)
-	b.WriteByte(':')
+	t.writeNamespace(&b, namespace)
 	if version != "" {
 		escape(&b, version)
 		b.WriteByte(':')

@@ -76,14 +76,18 @@ func TestDeleteNamespace(t *testing.T) {
 	if err != nil || n != int64(len(gone)) {
 		t.Fatalf("DeleteNamespace(ns, v1) = %d, %v; want %d, nil", n, err, len(gone))
 	}
-	select {
-	case f := <-told:
-		if f != (forgot{"ns", "v1"}) {
-			t.Fatalf("b was told to forget %+v", f)
+	wantTold := func(want forgot) {
+		t.Helper()
+		select {
+		case f := <-told:
+			if f != want {
+				t.Fatalf("b was told to forget %+v, want %+v", f, want)
+			}
+		case <-time.After(hangBound):
+			t.Fatalf("b was not told to forget %+v", want)
 		}
-	case <-time.After(hangBound):
-		t.Fatal("b was not told of the deletion")
 	}
+	wantTold(forgot{"ns", "v1"})
 	for _, k := range gone {
 		if r := load(t, b, k); r.Found {
 			t.Fatalf("%+v still found after its namespace was deleted", k)
@@ -102,14 +106,7 @@ func TestDeleteNamespace(t *testing.T) {
 	if n, err := a.DeleteNamespace(context.Background(), "n*", ""); err != nil || n != 5 {
 		t.Fatalf("DeleteNamespace(n*) = %d, %v; want 5, nil", n, err)
 	}
-	select {
-	case f := <-told:
-		if f != (forgot{"n*", ""}) {
-			t.Fatalf("b was told to forget %+v", f)
-		}
-	case <-time.After(hangBound):
-		t.Fatal("b was not told of the second deletion")
-	}
+	wantTold(forgot{"n*", ""})
 	for _, k := range keep {
 		if r := load(t, b, k); r.Found != (k.Namespace != "n*") {
 			t.Fatalf("%+v: found %v after deleting namespace n*", k, r.Found)

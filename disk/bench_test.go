@@ -12,11 +12,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,14 +23,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/coalesce-go/coalesce"
+	"github.com/coalesce-go/coalesce/internal/benchutil"
 )
-
-func reportPercentiles(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-}
 
 func benchGroup(b *testing.B, tiers []coalesce.Tier, secret []byte) *coalesce.Group {
 	g, err := coalesce.New(func(ctx context.Context, in []byte) ([]byte, error) {
@@ -75,7 +67,7 @@ func BenchmarkMiss(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			reportPercentiles(b, lat)
+			benchutil.ReportLatency(b, lat)
 		})
 	}
 }
@@ -113,7 +105,7 @@ func BenchmarkDiskHit(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	reportPercentiles(b, lat)
+	benchutil.ReportLatency(b, lat)
 }
 
 // BenchmarkWrite: Saves of 128-byte results by 64 concurrent writers,
@@ -177,7 +169,7 @@ func BenchmarkBytesPerResult(b *testing.B) {
 	if err := st.db.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	asWritten := filesBytes(b, dir)
+	asWritten := benchutil.DirBytes(b, dir)
 	if err := st.db.Compact(b.Context(), []byte{0}, []byte{0xff}, true); err != nil {
 		b.Fatal(err)
 	}
@@ -186,7 +178,7 @@ func BenchmarkBytesPerResult(b *testing.B) {
 	}
 	n := float64(stats.Entries)
 	b.ReportMetric(float64(asWritten)/n, "B/result-as-written")
-	b.ReportMetric(float64(filesBytes(b, dir))/n, "B/result-compacted")
+	b.ReportMetric(float64(benchutil.DirBytes(b, dir))/n, "B/result-compacted")
 	b.ReportMetric(float64(stats.Bytes)/n, "B/result-accounted")
 }
 
@@ -200,24 +192,6 @@ func randomValue(rng *rand.Rand) []byte {
 	return v
 }
 
-func filesBytes(b *testing.B, dir string) int64 {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err == nil {
-			n += info.Size()
-		}
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
-}
-
 // BenchmarkOpen10M: Open (and a first Load) of a store of 10 M results.
 func BenchmarkOpen10M(b *testing.B) {
 	const n = 10_000_000
@@ -225,7 +199,7 @@ func BenchmarkOpen10M(b *testing.B) {
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		buildStore(b, dir, n)
 	}
-	size := filesBytes(b, dir)
+	size := benchutil.DirBytes(b, dir)
 	b.ResetTimer()
 	for i := range b.N {
 		st, err := Open(Options{Dir: dir, Logger: quiet()})
@@ -324,7 +298,7 @@ func BenchmarkLoad10M(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			reportPercentiles(b, lat)
+			benchutil.ReportLatency(b, lat)
 		})
 	}
 }
